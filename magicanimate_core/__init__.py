@@ -1,0 +1,1 @@
+"""MagicAnimate (NUS + ByteDance, 2023) on current diffusers/PyTorch, without ComfyUI."""

@@ -1,0 +1,15 @@
+"""MagicAnimate's networks: the 3D UNet with motion modules, and the appearance encoder."""
+from .appearance_encoder import PRUNED_KEYS, AppearanceEncoder
+from .motion_module import MAX_FRAMES
+from .reference_attention import ReferenceBank, ReferenceState, install_readers
+from .unet3d import UNet3DConditionModel
+
+__all__ = [
+    "MAX_FRAMES",
+    "PRUNED_KEYS",
+    "AppearanceEncoder",
+    "ReferenceBank",
+    "ReferenceState",
+    "UNet3DConditionModel",
+    "install_readers",
+]

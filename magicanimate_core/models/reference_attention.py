@@ -1,0 +1,144 @@
+"""Reference ("mutual self") attention between the appearance encoder and the 3D UNet.
+
+The appearance encoder runs on the clean reference latent and *writes* the post-`norm1` hidden states of
+its 10 mid/up transformer blocks into a `ReferenceBank`. In the 3D UNet the matching blocks *read* them:
+for conditional rows, `attn1` takes queries from the frame's own tokens and keys/values from
+`[own tokens ; reference tokens]`, both projected by the UNet's own `to_k`/`to_v`. Unconditional rows
+keep plain self-attention. This is MagicAnimate's `ReferenceAttentionControl` with `fusion_blocks="midup"`,
+written as diffusers attention processors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch import nn
+
+
+def reference_blocks(model: nn.Module) -> list[BasicTransformerBlock]:
+    """The hooked blocks of `model` in the reference's pairing order.
+
+    Transformer blocks of `mid_block` then `up_blocks`, depth first, stably sorted by descending width
+    (the original's `torch_dfs` + sort on `norm1.normalized_shape`).
+    """
+    found = [
+        module
+        for root in (model.mid_block, model.up_blocks)
+        for module in root.modules()
+        if isinstance(module, BasicTransformerBlock)
+    ]
+    return sorted(found, key=lambda block: -block.norm1.normalized_shape[0])
+
+
+class StopForward(Exception):
+    """Raised by the last writer: nothing after the last hooked `norm1` is needed."""
+
+
+@dataclass
+class ReferenceBank:
+    """Reference tokens for one denoising step, and their per-block key/value projections."""
+
+    tokens: list[torch.Tensor | None] = field(default_factory=list)
+    projections: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def key_value(self, index: int, attn: Attention) -> tuple[torch.Tensor, torch.Tensor]:
+        """`to_k`/`to_v` of block `index`'s reference tokens, projected once per step."""
+        if index not in self.projections:
+            tokens = self.tokens[index]
+            self.projections[index] = (attn.to_k(tokens), attn.to_v(tokens))
+        return self.projections[index]
+
+
+@dataclass
+class ReferenceState:
+    """What the readers need during one UNet call: the bank and which batch rows are conditional."""
+
+    bank: ReferenceBank | None = None
+    cond_rows: torch.Tensor | None = None  # bool mask over the `(b f)` rows of the UNet batch
+
+
+def _attention(attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Multi-head scaled-dot-product attention followed by `to_out`, for `(rows, tokens, dim)` inputs."""
+    rows, _, dim = query.shape
+    head_dim = dim // attn.heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape[0], -1, attn.heads, head_dim).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(split(query), split(key), split(value))
+    out = out.transpose(1, 2).reshape(rows, -1, dim)
+    return attn.to_out[1](attn.to_out[0](out))
+
+
+class ReferenceWriteProcessor:
+    """Appearance-encoder `attn1`: records its input (the post-`norm1` tokens), then attends normally."""
+
+    def __init__(self, recorder: dict[int, torch.Tensor], index: int, stop_after: bool) -> None:
+        self.recorder = recorder
+        self.index = index
+        self.stop_after = stop_after
+        self.plain = AttnProcessor2_0()
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        self.recorder[self.index] = hidden_states
+        if self.stop_after:
+            raise StopForward
+        return self.plain(attn, hidden_states, *args, **kwargs)
+
+
+class ReferenceReadProcessor:
+    """3D-UNet `attn1`: conditional rows attend to `[self ; reference]`, the others to themselves."""
+
+    def __init__(self, state: ReferenceState, index: int) -> None:
+        self.state = state
+        self.index = index
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
+        bank, cond_rows = self.state.bank, self.state.cond_rows
+        if bank is None or cond_rows is None or not bool(cond_rows.any()):
+            return _attention(attn, query, key, value)
+        ref_key, ref_value = bank.key_value(self.index, attn)
+        if bool(cond_rows.all()):
+            return self._with_reference(attn, query, key, value, ref_key, ref_value)
+        out = torch.empty_like(query)
+        plain = ~cond_rows
+        out[plain] = _attention(attn, query[plain], key[plain], value[plain])
+        out[cond_rows] = self._with_reference(
+            attn, query[cond_rows], key[cond_rows], value[cond_rows], ref_key, ref_value
+        )
+        return out
+
+    @staticmethod
+    def _with_reference(
+        attn: Attention,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        ref_key: torch.Tensor,
+        ref_value: torch.Tensor,
+    ) -> torch.Tensor:
+        rows = query.shape[0]
+        key = torch.cat([key, ref_key.expand(rows, -1, -1)], dim=1)
+        value = torch.cat([value, ref_value.expand(rows, -1, -1)], dim=1)
+        return _attention(attn, query, key, value)
+
+
+def install_readers(model: nn.Module) -> ReferenceState:
+    """Give `model`'s 10 mid/up `attn1` a reader processor; returns the state they share."""
+    state = ReferenceState()
+    for index, block in enumerate(reference_blocks(model)):
+        block.attn1.set_processor(ReferenceReadProcessor(state, index))
+    return state

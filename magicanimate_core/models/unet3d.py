@@ -1,0 +1,111 @@
+"""MagicAnimate's 3D UNet: SD1.5 spatial layers per frame + 20 AnimateDiff-v1 motion modules."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from torch import nn
+
+from .blocks3d import DownBlock3D, MidBlock3D, UpBlock3D
+from .frames import per_frame
+
+
+class UNet3DConditionModel(nn.Module):
+    """The denoising UNet, built from an SD1.5 `unet/config.json`; state-dict keys match the reference.
+
+    Input and output are `(b, 4, f, h, w)` videos. ControlNet residuals are added to the skips and the
+    mid-block output as in diffusers. With `cfg_copies=2` the down path (which both guidance halves
+    compute identically) runs once and its results are duplicated to `[uncond rows ; cond rows]`.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        channels = list(config["block_out_channels"])
+        layers = config["layers_per_block"]
+        groups = config["norm_num_groups"]
+        eps = config["norm_eps"]
+        heads = config["attention_head_dim"]  # SD1.5 naming: this is the number of heads
+        text_dim = config["cross_attention_dim"]
+        temb_channels = channels[0] * 4
+        if config.get("down_block_types") != [
+            "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"
+        ]:
+            raise ValueError(f"unsupported UNet layout {config.get('down_block_types')}: expected SD1.5's")
+
+        self.conv_in = nn.Conv2d(config["in_channels"], channels[0], kernel_size=3, padding=1)
+        self.time_proj = Timesteps(channels[0], config["flip_sin_to_cos"], config["freq_shift"])
+        self.time_embedding = TimestepEmbedding(channels[0], temb_channels)
+
+        self.down_blocks = nn.ModuleList()
+        for i, out_ch in enumerate(channels):
+            last = i == len(channels) - 1
+            self.down_blocks.append(
+                DownBlock3D(
+                    channels[max(i - 1, 0)], out_ch, temb_channels, layers=layers, groups=groups, eps=eps,
+                    heads=heads, text_dim=None if last else text_dim, downsample=not last,
+                )
+            )
+        self.mid_block = MidBlock3D(channels[-1], temb_channels, groups=groups, eps=eps, heads=heads, text_dim=text_dim)
+
+        self.up_blocks = nn.ModuleList()
+        reversed_channels = channels[::-1]
+        for i, out_ch in enumerate(reversed_channels):
+            last = i == len(channels) - 1
+            self.up_blocks.append(
+                UpBlock3D(
+                    reversed_channels[min(i + 1, len(channels) - 1)], out_ch, reversed_channels[max(i - 1, 0)],
+                    temb_channels, layers=layers + 1, groups=groups, eps=eps, heads=heads,
+                    text_dim=None if i == 0 else text_dim, upsample=not last,
+                )
+            )
+        self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=eps)  # 5-D input: joint over frames
+        self.conv_act = nn.SiLU()
+        self.conv_out = nn.Conv2d(channels[0], config["out_channels"], kernel_size=3, padding=1)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.conv_in.weight.dtype
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | int,
+        text: torch.Tensor,
+        down_residuals: list[torch.Tensor] | None = None,
+        mid_residual: torch.Tensor | None = None,
+        cfg_copies: int = 1,
+    ) -> torch.Tensor:
+        """`sample` `(b, c, f, h, w)`, `text` `(b or 1, tokens, dim)`; residuals are 5-D like the skips."""
+        batch = sample.shape[0]
+        timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
+        temb = self.time_embedding(self.time_proj(timesteps).to(self.dtype))
+        text = text.expand(batch, -1, -1)
+
+        hidden = per_frame(self.conv_in, sample)
+        skips = [hidden]
+        for block in self.down_blocks:
+            hidden, block_skips = block(hidden, temb, text)
+            skips.extend(block_skips)
+        if down_residuals is not None:
+            skips = [skip + residual for skip, residual in zip(skips, down_residuals, strict=True)]
+        hidden = self.mid_block.enter(hidden, temb)
+
+        if cfg_copies > 1:
+            hidden, temb, text = (t.repeat(cfg_copies, *[1] * (t.ndim - 1)) for t in (hidden, temb, text))
+            skips = [skip.repeat(cfg_copies, 1, 1, 1, 1) for skip in skips]
+            if mid_residual is not None:
+                mid_residual = mid_residual.repeat(cfg_copies, 1, 1, 1, 1)
+
+        hidden = self.mid_block.finish(hidden, temb, text)
+        if mid_residual is not None:
+            hidden = hidden + mid_residual
+
+        for block in self.up_blocks:
+            block_skips = [skips.pop() for _ in block.resnets][::-1]
+            upsample_size = skips[-1].shape[-2:] if skips else None
+            hidden = block(hidden, block_skips, temb, text, upsample_size)
+
+        hidden = self.conv_act(self.conv_norm_out(hidden))
+        return per_frame(self.conv_out, hidden)

@@ -1,0 +1,306 @@
+"""MagicAnimatePipeline: reference image + DensePose motion frames -> animated frames.
+
+The denoising loop follows the original `AnimationPipeline.__call__`: DDIM, classifier-free guidance
+"without vs with the reference", windows of 16 frames overlapping by 4 in a closed loop, averaged by
+count, guidance applied after averaging. It differs only in work that cannot change the result: the
+appearance encoder runs at batch 1, unconditional rows skip the reference attention they would discard,
+ControlNet residuals live only as long as a window needs them, and only the kept frames are decoded.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .context import uniform_windows, window_weights
+from .loading import MagicAnimateModels, load_models
+from .models import MAX_FRAMES, ReferenceBank, install_readers
+from .noise import NOISE_FRAMES, draw_noise, tile_noise
+from .preprocess import padded_length
+from .scheduling import magicanimate_scheduler
+
+VAE_SCALING = 0.18215
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Progress report passed to the callback after every UNet call; raise from the callback to cancel."""
+
+    step: int  # 0-based denoising step
+    num_steps: int
+    call: int  # UNet calls finished in this step; equals num_calls once the step is complete
+    num_calls: int
+    latents: torch.Tensor | None = None  # the step's result `[1, 4, N, h, w]`, set once it is complete
+
+    @property
+    def progress(self) -> float:
+        return (self.step + self.call / self.num_calls) / self.num_steps
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Choices that change the output; the defaults are the original's."""
+
+    closed_loop: bool = True  # the last window wraps around to the first frames
+    window_weighting: str = "average"  # or "pyramid": favour window centres when fusing overlaps
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """Work-saving switches that leave the output unchanged (up to floating-point reordering)."""
+
+    share_down_path: bool = True  # both guidance halves share the UNet's down path: run it once
+    cache_reference_kv: bool = True  # project reference tokens with to_k/to_v once per block per step
+    windows_per_call: int = 1  # context windows batched into one UNet call
+    decode_batch_size: int = 8  # frames per VAE decode call
+    enabled: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        if self.windows_per_call < 1 or self.decode_batch_size < 1:
+            raise ValueError("windows_per_call and decode_batch_size must be at least 1")
+        names = [name for name in ("share_down_path", "cache_reference_kv") if getattr(self, name)]
+        names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
+        object.__setattr__(self, "enabled", tuple(names))
+
+
+class ControlResidualCache:
+    """ControlNet residuals per frame for one step, computed on first use and dropped after last use."""
+
+    def __init__(self, compute: Callable[[list[int]], list[list[torch.Tensor]]], windows: list[list[int]]) -> None:
+        self.compute = compute
+        self.last_use = {frame: i for i, window in enumerate(windows) for frame in window}
+        self.frames: dict[int, list[torch.Tensor]] = {}
+
+    def for_windows(self, windows: list[list[int]]) -> list[torch.Tensor]:
+        """Residuals `[len(windows), C, F, h, w]` per level for a group of windows."""
+        needed = sorted({f for window in windows for f in window} - self.frames.keys())
+        if needed:
+            self.frames.update(zip(needed, self.compute(needed)))
+        levels = len(next(iter(self.frames.values())))
+        return [
+            torch.stack([torch.stack([self.frames[f][level] for f in window], dim=1) for window in windows])
+            for level in range(levels)
+        ]
+
+    def release(self, window_index: int) -> None:
+        for frame in [f for f, last in self.last_use.items() if last == window_index]:
+            self.frames.pop(frame, None)
+
+
+class MagicAnimatePipeline:
+    """Animate a reference image along a DensePose motion sequence (see `__call__`)."""
+
+    def __init__(self, models: MagicAnimateModels) -> None:
+        self.models = models
+        self.scheduler = magicanimate_scheduler()
+        self.reference_state = install_readers(models.unet)
+        self._text_embedding: torch.Tensor | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | Path,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        sd15_checkpoint: str | Path | None = None,
+        vae_path: str | Path | None = None,
+    ) -> MagicAnimatePipeline:
+        models = load_models(model_dir, sd15_checkpoint=sd15_checkpoint, vae_path=vae_path, dtype=dtype)
+        return cls(models.to(device))
+
+    @property
+    def device(self) -> torch.device:
+        return self.models.unet.conv_in.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.models.unet.conv_in.weight.dtype
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> MagicAnimatePipeline:
+        self.models.to(device, dtype)
+        self._text_embedding = None
+        return self
+
+    # ---- conditioning -------------------------------------------------------------------------
+
+    def text_embedding(self) -> torch.Tensor:
+        """CLIP embedding `[1, 77, D]` of the empty prompt, which MagicAnimate uses for both halves."""
+        if self._text_embedding is None:
+            tokenizer = self.models.tokenizer
+            ids = tokenizer(
+                "", padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            ).input_ids
+            with torch.no_grad():
+                self._text_embedding = self.models.text_encoder(ids.to(self.device))[0]
+        return self._text_embedding
+
+    @torch.no_grad()
+    def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
+        """`[H, W, 3]` in [0, 1] -> the VAE latent mean times 0.18215, `[1, 4, H/8, W/8]`."""
+        pixels = (reference.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.dtype)
+        return self.models.vae.encode(pixels).latent_dist.mean * VAE_SCALING
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, num_frames: int, batch_size: int) -> torch.Tensor:
+        """The first `num_frames` frames of `[1, 4, N, h, w]` latents as `[F, H, W, 3]` floats on the CPU."""
+        frames = []
+        for start in range(0, num_frames, batch_size):
+            chunk = latents[0, :, start : min(start + batch_size, num_frames)].permute(1, 0, 2, 3)
+            images = self.models.vae.decode((chunk / VAE_SCALING).to(self.dtype)).sample
+            frames.append((images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu())
+        return torch.cat(frames)
+
+    # ---- the sampler --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        reference: torch.Tensor,
+        motion: torch.Tensor,
+        *,
+        seed: int = 1,
+        noise: torch.Tensor | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.5,
+        context_frames: int = 16,
+        context_overlap: int = 4,
+        callback: Callable[[StepInfo], None] | None = None,
+        options: SamplingOptions = SamplingOptions(),
+        speedups: Speedups = Speedups(),
+    ) -> torch.Tensor:
+        """Animate `reference` (`[H, W, 3]` or `[1, H, W, 3]`, floats in [0, 1]) along `motion`.
+
+        `motion` holds DensePose frames `[F, H, W, 3]` in [0, 1] of the same size, a multiple of 8.
+        The initial noise is drawn for 16 frames from `seed`, or taken from `noise` (`[K, 4, H/8, W/8]`),
+        and tiled along the frames. Returns `[F, H, W, 3]` floats in [0, 1] on the CPU.
+        """
+        reference = self._check_inputs(reference, motion, num_inference_steps, context_frames, context_overlap)
+        num_frames, height, width = motion.shape[0], motion.shape[1], motion.shape[2]
+        padded = padded_length(num_frames, NOISE_FRAMES)
+        if noise is None:
+            noise = draw_noise(seed, height, width)
+        elif tuple(noise.shape[1:]) != (4, height // 8, width // 8):
+            raise ValueError(
+                f"noise has shape {list(noise.shape)}; for {width}x{height} frames it must be [K, 4, {height // 8}, {width // 8}]"
+            )
+        latents = tile_noise(noise.float(), padded).to(self.device) * self.scheduler.init_noise_sigma
+
+        text = self.text_embedding()
+        reference_latent = self.encode_reference(reference)
+        windows = uniform_windows(padded, context_frames, context_overlap, closed_loop=options.closed_loop)
+        weights = torch.tensor(window_weights(len(windows[0]), options.window_weighting), device=self.device)
+        do_cfg = guidance_scale > 1.0
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        groups = [windows[i : i + speedups.windows_per_call] for i in range(0, len(windows), speedups.windows_per_call)]
+
+        def control_residuals(t: torch.Tensor) -> Callable[[list[int]], list[list[torch.Tensor]]]:
+            def compute(frames: list[int]) -> list[list[torch.Tensor]]:
+                index = [min(f, num_frames - 1) for f in frames]  # edge padding by the last frame
+                cond = motion[index].permute(0, 3, 1, 2).to(self.device, self.dtype)
+                sample = latents[0, :, frames].permute(1, 0, 2, 3).to(self.dtype)
+                down, mid = self.models.controlnet(
+                    sample, t, encoder_hidden_states=text.expand(len(frames), -1, -1),
+                    controlnet_cond=cond, conditioning_scale=1.0, return_dict=False,
+                )
+                levels = [*down, mid]
+                return [[level[i] for level in levels] for i in range(len(frames))]
+
+            return compute
+
+        try:
+            for step, t in enumerate(self.scheduler.timesteps):
+                bank = self.models.appearance_encoder(reference_latent, t, text)
+                if not speedups.cache_reference_kv:
+                    bank = _UncachedBank(bank.tokens)
+                self.reference_state.bank = bank
+                controls = ControlResidualCache(control_residuals(t), windows)
+                sums = torch.zeros((2 if do_cfg else 1, *latents.shape[1:]), device=self.device)
+                counts = torch.zeros((1, 1, padded, 1, 1), device=self.device)
+                done = 0
+                for group in groups:
+                    eps = self._unet_call(latents, t, text, group, controls.for_windows(group), do_cfg, speedups)
+                    for w, window in enumerate(group):
+                        sums[:, :, window] += eps[w :: len(group)] * weights[None, None, :, None, None]
+                        counts[:, :, window] += weights[None, None, :, None, None]
+                    for w in range(done, done + len(group)):
+                        controls.release(w)
+                    done += len(group)
+                    if callback is not None:
+                        callback(StepInfo(step, num_inference_steps, done, len(windows)))
+                averaged = sums / counts
+                guided = averaged[0] + guidance_scale * (averaged[1] - averaged[0]) if do_cfg else averaged[0]
+                latents = self.scheduler.step(guided[None], t, latents, eta=0.0).prev_sample
+                if callback is not None:
+                    callback(StepInfo(step, num_inference_steps, len(windows), len(windows), latents))
+        finally:
+            self.reference_state.bank = None
+            self.reference_state.cond_rows = None
+        return self.decode(latents, num_frames, speedups.decode_batch_size)
+
+    def _unet_call(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        windows: list[list[int]],
+        residuals: list[torch.Tensor],
+        do_cfg: bool,
+        speedups: Speedups,
+    ) -> torch.Tensor:
+        """One UNet3D call on a group of windows; returns eps `[rows, 4, F, h, w]`, rows = (half, window)."""
+        sample = torch.stack([latents[0, :, window] for window in windows]).to(self.dtype)
+        down, mid = residuals[:-1], residuals[-1]
+        halves = 2 if do_cfg else 1
+        cfg_copies = halves if speedups.share_down_path else 1
+        if not speedups.share_down_path and do_cfg:
+            sample = sample.repeat(2, 1, 1, 1, 1)
+            down, mid = [r.repeat(2, 1, 1, 1, 1) for r in down], mid.repeat(2, 1, 1, 1, 1)
+        rows = len(windows) * halves * sample.shape[2]
+        cond_rows = torch.ones(rows, dtype=torch.bool, device=self.device)
+        if do_cfg:
+            cond_rows[: rows // 2] = False  # first half of the rows: unconditional, without the reference
+        self.reference_state.cond_rows = cond_rows
+        eps = self.models.unet(sample, t, text, down, mid, cfg_copies=cfg_copies)
+        return eps.float().reshape(halves, len(windows), *eps.shape[1:]).transpose(0, 1).reshape(eps.shape)
+
+    @staticmethod
+    def _check_inputs(
+        reference: torch.Tensor, motion: torch.Tensor, steps: int, context_frames: int, context_overlap: int
+    ) -> torch.Tensor:
+        if reference.ndim == 4 and reference.shape[0] == 1:
+            reference = reference[0]
+        if reference.ndim != 3 or reference.shape[-1] != 3:
+            raise ValueError(f"reference must be one RGB image [H, W, 3]; got shape {list(reference.shape)}")
+        if motion.ndim != 4 or motion.shape[-1] != 3:
+            raise ValueError(f"motion must be RGB frames [F, H, W, 3]; got shape {list(motion.shape)}")
+        if motion.shape[0] == 0:
+            raise ValueError("motion has no frames; connect a DensePose video with at least one frame")
+        if reference.shape[:2] != motion.shape[1:3]:
+            raise ValueError(
+                f"reference is {reference.shape[1]}x{reference.shape[0]} but the motion frames are "
+                f"{motion.shape[2]}x{motion.shape[1]}; fit both to the same size (e.g. 512x512)"
+            )
+        height, width = reference.shape[:2]
+        if height % 8 or width % 8:
+            raise ValueError(f"frame size {width}x{height} must be a multiple of 8 (e.g. 512x512)")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1; got {steps}")
+        if not 1 <= context_frames <= MAX_FRAMES:
+            raise ValueError(
+                f"context_frames={context_frames} is outside 1..{MAX_FRAMES}: the motion module's positional "
+                f"encoding covers {MAX_FRAMES} frames"
+            )
+        if not 0 <= context_overlap < context_frames:
+            raise ValueError(f"context_overlap={context_overlap} must be in [0, context_frames={context_frames})")
+        return reference
+
+
+class _UncachedBank(ReferenceBank):
+    """A bank that projects reference tokens on every call (for measuring the K/V cache)."""
+
+    def key_value(self, index: int, attn) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
+        tokens = self.tokens[index]
+        return attn.to_k(tokens), attn.to_v(tokens)

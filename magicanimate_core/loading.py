@@ -227,7 +227,7 @@ def load_models(
     else:
         from .single_file import load_sd15_single_file
 
-        parts = load_sd15_single_file(Path(sd15_checkpoint))
+        parts = load_sd15_single_file(Path(sd15_checkpoint), dtype)
         unet_config, sd15_unet, sd15_source = parts.unet_config, parts.unet_state_dict, Path(sd15_checkpoint)
         text_encoder, tokenizer = parts.text_encoder, parts.tokenizer
 
@@ -236,7 +236,7 @@ def load_models(
     else:
         from .single_file import load_vae_single_file
 
-        vae = load_vae_single_file(Path(vae_path))
+        vae = load_vae_single_file(Path(vae_path), dtype)
 
     models = MagicAnimateModels(
         unet=load_unet(unet_config, sd15_unet, sd15_source, model_dir / TEMPORAL_DIR),
@@ -246,6 +246,8 @@ def load_models(
         text_encoder=text_encoder,
         tokenizer=tokenizer,
     )
+    models.unet.to(dtype)
+    models.appearance_encoder.to(dtype)
     for module in models.modules():
-        module.to(dtype).eval().requires_grad_(False)
+        module.eval().requires_grad_(False)
     return models

@@ -145,13 +145,20 @@ class MagicAnimatePipeline:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, num_frames: int, batch_size: int) -> torch.Tensor:
-        """The first `num_frames` frames of `[1, 4, N, h, w]` latents as `[F, H, W, 3]` floats on the CPU."""
-        frames = []
+        """The first `num_frames` frames of `[1, 4, N, h, w]` latents as `[F, H, W, 3]` floats on the CPU.
+
+        Frames are decoded `batch_size` at a time and written straight into the output, so device memory
+        holds one batch and host memory the output alone.
+        """
+        frames: torch.Tensor | None = None
         for start in range(0, num_frames, batch_size):
             chunk = latents[0, :, start : min(start + batch_size, num_frames)].permute(1, 0, 2, 3)
             images = self.models.vae.decode((chunk / VAE_SCALING).to(self.dtype)).sample
-            frames.append((images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu())
-        return torch.cat(frames)
+            images = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+            if frames is None:
+                frames = torch.empty((num_frames, *images.shape[1:]), dtype=torch.float32)
+            frames[start : start + len(images)] = images.float().cpu()
+        return frames
 
     # ---- the sampler --------------------------------------------------------------------------
 
@@ -223,7 +230,7 @@ class MagicAnimatePipeline:
                 for group in groups:
                     eps = self._unet_call(latents, t, text, group, controls.for_windows(group), do_cfg, speedups)
                     for w, window in enumerate(group):
-                        sums[:, :, window] += eps[w :: len(group)] * weights[None, None, :, None, None]
+                        sums[:, :, window] += eps[w] * weights[None, None, :, None, None]
                         counts[:, :, window] += weights[None, None, :, None, None]
                     for w in range(done, done + len(group)):
                         controls.release(w)
@@ -250,7 +257,7 @@ class MagicAnimatePipeline:
         do_cfg: bool,
         speedups: Speedups,
     ) -> torch.Tensor:
-        """One UNet3D call on a group of windows; returns eps `[rows, 4, F, h, w]`, rows = (half, window)."""
+        """One UNet3D call on a group of windows; returns eps `[windows, halves, 4, F, h, w]`."""
         sample = torch.stack([latents[0, :, window] for window in windows]).to(self.dtype)
         down, mid = residuals[:-1], residuals[-1]
         halves = 2 if do_cfg else 1
@@ -264,7 +271,7 @@ class MagicAnimatePipeline:
             cond_rows[: rows // 2] = False  # first half of the rows: unconditional, without the reference
         self.reference_state.cond_rows = cond_rows
         eps = self.models.unet(sample, t, text, down, mid, cfg_copies=cfg_copies)
-        return eps.float().reshape(halves, len(windows), *eps.shape[1:]).transpose(0, 1).reshape(eps.shape)
+        return eps.float().reshape(halves, len(windows), *eps.shape[1:]).transpose(0, 1)
 
     @staticmethod
     def _check_inputs(

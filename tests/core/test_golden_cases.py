@@ -1,0 +1,68 @@
+"""Whole runs against the original pipeline's outputs (golden README §9 tolerances), step by step."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from magicanimate_core.pipeline import Speedups
+
+VIDEO_MAX, VIDEO_MEAN, LATENTS_MAX, EPS_MAX, RAW_MAX, CONDITIONING_MAX = 1e-3, 5e-5, 2e-2, 5e-3, 1e-3, 1e-5
+
+
+def run_recorded(pipe, case, monkeypatch, speedups: Speedups = Speedups()):
+    """Run a case, recording per-step latents, guided eps and the raw UNet output of step 0."""
+    latents, guided, raw = {}, [], []
+    original_step, original_call = pipe.scheduler.step, pipe._unet_call
+
+    def record_step(model_output, *args, **kwargs):
+        guided.append(model_output.clone())
+        return original_step(model_output, *args, **kwargs)
+
+    def record_call(*args, **kwargs):
+        eps = original_call(*args, **kwargs)
+        if not guided:
+            raw.extend(eps.clone())  # one [halves, 4, F, h, w] entry per window
+        return eps
+
+    monkeypatch.setattr(pipe.scheduler, "step", record_step)
+    monkeypatch.setattr(pipe, "_unet_call", record_call)
+    video = pipe(
+        case.reference, case.motion, noise=case.noise, num_inference_steps=case.steps, guidance_scale=7.5,
+        callback=lambda info: latents.__setitem__(info.step, info.latents) if info.latents is not None else None,
+        speedups=speedups,
+    )
+    return video, latents, guided, raw
+
+
+@pytest.mark.parametrize("case_name", ["case_a", "case_b"])
+def test_case_matches_original(request, tiny_pipeline, monkeypatch, case_name: str) -> None:
+    case = request.getfixturevalue(case_name)
+    video, latents, guided, raw = run_recorded(tiny_pipeline, case, monkeypatch)
+    golden = case.outputs
+    assert (tiny_pipeline.text_embedding() - golden["text_embedding"]).abs().max() <= CONDITIONING_MAX
+    assert (tiny_pipeline.encode_reference(case.reference) - golden["ref_latent"]).abs().max() <= CONDITIONING_MAX
+    windows = [key for key in golden if key.startswith("unet_raw_step0_window")]
+    assert len(raw) == len(windows)
+    for j, eps in enumerate(raw):
+        assert (eps - golden[f"unet_raw_step0_window{j}"]).abs().max() <= RAW_MAX, f"window {j}"
+    for i in range(case.steps):
+        assert (guided[i] - golden[f"guided_eps_step{i}"]).abs().max() <= EPS_MAX, f"guided eps, step {i}"
+        assert (latents[i] - golden[f"latents_step{i}"]).abs().max() <= LATENTS_MAX, f"latents, step {i}"
+    assert (latents[case.steps - 1] - golden["final_latents"]).abs().max() <= LATENTS_MAX
+    assert video.shape == golden["video"].shape
+    error = (video - golden["video"]).abs()
+    assert error.max() <= VIDEO_MAX and error.mean() <= VIDEO_MEAN
+
+
+def test_speedups_off_and_batched_windows_give_the_same_video(tiny_pipeline, case_b, monkeypatch) -> None:
+    baseline, *_ = run_recorded(tiny_pipeline, case_b, monkeypatch)
+    monkeypatch.undo()
+    slow, *_ = run_recorded(
+        tiny_pipeline, case_b, monkeypatch,
+        Speedups(share_down_path=False, cache_reference_kv=False, windows_per_call=1, decode_batch_size=1),
+    )
+    monkeypatch.undo()
+    batched, *_ = run_recorded(tiny_pipeline, case_b, monkeypatch, Speedups(windows_per_call=3, decode_batch_size=32))
+    assert (slow - baseline).abs().max() <= 1e-4
+    assert (batched - baseline).abs().max() <= 1e-4
+    assert (batched - case_b.outputs["video"]).abs().max() <= VIDEO_MAX

@@ -1,4 +1,5 @@
 """Context windows: which frames each UNet call denoises together."""
+
 from __future__ import annotations
 
 
@@ -19,10 +20,7 @@ def uniform_windows(
         return [list(range(num_frames))]
     stride = context_frames - overlap
     if closed_loop:
-        return [
-            [(start + i) % num_frames for i in range(context_frames)]
-            for start in range(0, num_frames, stride)
-        ]
+        return [[(start + i) % num_frames for i in range(context_frames)] for start in range(0, num_frames, stride)]
     starts = list(range(0, num_frames - context_frames + 1, stride))
     if starts[-1] + context_frames < num_frames:
         starts.append(num_frames - context_frames)

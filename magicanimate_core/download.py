@@ -6,6 +6,7 @@ its target. A file with a wrong hash is deleted and reported. Files without a pu
 but never reported as verified: their computed hash is written beside them (`<target>.sha256`) and a
 warning is emitted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,14 +73,14 @@ def format_missing(missing: list[tuple[ModelFile, str, Path]], models_dir: Path,
         "(or run `python -m magicanimate_core download --models-dir <that folder>` where the hub is reachable):",
     ]
     for entry, url, target in missing:
-        sha = entry.sha256 or "no published sha256"
+        sha = f"sha256 {entry.sha256}" if entry.sha256 else "no published sha256"
         lines.append(f"  {target.relative_to(models_dir)}")
         lines.append(f"      from {url}")
-        lines.append(f"      {format_size(entry.size, entry.size_note)}, sha256 {sha}, licence {entry.license}")
+        lines.append(f"      {format_size(entry.size, entry.size_note)}, {sha}, licence {entry.license}")
     return "\n".join(lines)
 
 
-def sha256_file(path: Path, digest: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+def sha256_file(path: Path, digest: hashlib._Hash | None = None) -> hashlib._Hash:
     digest = digest or hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK_BYTES), b""):

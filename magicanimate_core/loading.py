@@ -12,21 +12,26 @@ Weights are read with safetensors, or `torch.load(weights_only=True)` for `.bin`
 ever runs. Every state dict is accounted for key by key: a key the reference would not leave missing, or
 one the model does not have, is an error naming the file and the first offending keys.
 """
+
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
-from safetensors.torch import load_file
 from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .models import PRUNED_KEYS, AppearanceEncoder, UNet3DConditionModel
+from .temporal_weights import check_overlay_base, read_converted_temporal, read_temporal_ckpt
+from .weights_io import StateDict, read_state_dict
+
+logger = logging.getLogger("magicanimate")
 
 APPEARANCE_DIR = Path("MagicAnimate/appearance_encoder")
 CONTROLNET_DIR = Path("MagicAnimate/densepose_controlnet")
@@ -35,8 +40,6 @@ TEMPORAL_CKPT = "temporal_attention.ckpt"
 TEMPORAL_SAFETENSORS = "temporal_attention.safetensors"
 SD15_DIR = Path("stable-diffusion-v1-5")
 VAE_DIR = Path("sd-vae-ft-mse")
-
-StateDict = dict[str, torch.Tensor]
 
 
 class MissingModelFilesError(FileNotFoundError):
@@ -65,24 +68,6 @@ class MagicAnimateModels:
         for module in self.modules():
             module.to(device=device, dtype=dtype)
         return self
-
-
-def read_state_dict(path: Path) -> StateDict:
-    """Tensors of a `.safetensors`, `.bin`, `.ckpt` or `.pt` file, without executing pickled code."""
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure here means the file itself is unusable
-        raise ValueError(
-            f"cannot read weights from {path}: {error}. The file may be truncated, corrupted or not a "
-            "weights file; download it again (see docs/models.md)."
-        ) from error
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict of tensors")
-    return dict(loaded)
 
 
 def load_strict(
@@ -128,7 +113,11 @@ def check_layout(model_dir: Path, *, need_sd15: bool = True, need_vae: bool = Tr
             (VAE_DIR, ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
         ]
     absent = [
-        str(model_dir / folder / " or ".join(names) if len(names) == 1 else model_dir / folder / f"{{{','.join(names)}}}")
+        str(
+            model_dir / folder / " or ".join(names)
+            if len(names) == 1
+            else model_dir / folder / f"{{{','.join(names)}}}"
+        )
         for folder, names in expected
         if first_existing(model_dir / folder, names) is None
     ]
@@ -141,12 +130,18 @@ def check_layout(model_dir: Path, *, need_sd15: bool = True, need_vae: bool = Tr
         )
 
 
-def read_temporal_weights(temporal_dir: Path) -> tuple[StateDict, Path]:
-    """The motion-module checkpoint: the converted safetensors when present, else the original ckpt."""
-    converted = temporal_dir / TEMPORAL_SAFETENSORS
-    path = converted if converted.is_file() else temporal_dir / TEMPORAL_CKPT
-    state_dict = read_state_dict(path)
-    return {key.removeprefix("module."): value for key, value in state_dict.items()}, path
+def read_temporal_weights(temporal_dir: Path, sd15_unet: StateDict) -> tuple[StateDict, Path]:
+    """The motion checkpoint: the converted overlay when it was made against this SD1.5 UNet, else the ckpt."""
+    converted, ckpt = temporal_dir / TEMPORAL_SAFETENSORS, temporal_dir / TEMPORAL_CKPT
+    if converted.is_file():
+        try:
+            check_overlay_base(converted, sd15_unet)
+            return read_converted_temporal(converted), converted
+        except ValueError as mismatch:
+            if not ckpt.is_file():
+                raise
+            logger.warning("%s; loading %s instead", mismatch, ckpt)
+    return read_temporal_ckpt(ckpt), ckpt
 
 
 def load_unet(
@@ -161,11 +156,9 @@ def load_unet(
     motion_keys = {key for key in unet.state_dict() if "motion_modules." in key}
     load_strict(unet, sd15_unet, sd15_source, allowed_missing=motion_keys)
 
-    temporal, temporal_path = read_temporal_weights(temporal_dir)
+    temporal, temporal_path = read_temporal_weights(temporal_dir, sd15_unet)
     if not set(temporal) <= set(unet.state_dict()):
-        temporal = {
-            key.removeprefix("unet."): value for key, value in temporal.items() if "motion_modules" in key
-        }
+        temporal = {key.removeprefix("unet."): value for key, value in temporal.items() if "motion_modules" in key}
     missing_motion = sorted(motion_keys - set(temporal))
     if missing_motion:
         raise CheckpointKeyError(
@@ -221,7 +214,10 @@ def load_models(
         sd15_unet: StateDict = read_state_dict(unet_weights)
         sd15_source: Path | str = unet_weights
         text_encoder = load_diffusers_folder(
-            CLIPTextModel, model_dir / SD15_DIR / "text_encoder", dtype, allowed_unexpected=["text_model.embeddings.position_ids"]
+            CLIPTextModel,
+            model_dir / SD15_DIR / "text_encoder",
+            dtype,
+            allowed_unexpected=["text_model.embeddings.position_ids"],
         )
         tokenizer: Callable[..., Any] = CLIPTokenizer.from_pretrained(model_dir / SD15_DIR / "tokenizer")
     else:

@@ -1,4 +1,5 @@
 """Initial noise: drawn for one 16-frame clip and tiled along the frames, as the reference does."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ count, guidance applied after averaging. It differs only in work that cannot cha
 appearance encoder runs at batch 1, unconditional rows skip the reference attention they would discard,
 ControlNet residuals live only as long as a window needs them, and only the kept frames are decoded.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -191,7 +192,8 @@ class MagicAnimatePipeline:
             noise = draw_noise(seed, height, width)
         elif tuple(noise.shape[1:]) != (4, height // 8, width // 8):
             raise ValueError(
-                f"noise has shape {list(noise.shape)}; for {width}x{height} frames it must be [K, 4, {height // 8}, {width // 8}]"
+                f"noise has shape {list(noise.shape)}; for {width}x{height} frames it must be "
+                f"[K, 4, {height // 8}, {width // 8}]"
             )
         latents = tile_noise(noise.float(), padded).to(self.device) * self.scheduler.init_noise_sigma
 
@@ -209,8 +211,12 @@ class MagicAnimatePipeline:
                 cond = motion[index].permute(0, 3, 1, 2).to(self.device, self.dtype)
                 sample = latents[0, :, frames].permute(1, 0, 2, 3).to(self.dtype)
                 down, mid = self.models.controlnet(
-                    sample, t, encoder_hidden_states=text.expand(len(frames), -1, -1),
-                    controlnet_cond=cond, conditioning_scale=1.0, return_dict=False,
+                    sample,
+                    t,
+                    encoder_hidden_states=text.expand(len(frames), -1, -1),
+                    controlnet_cond=cond,
+                    conditioning_scale=1.0,
+                    return_dict=False,
                 )
                 levels = [*down, mid]
                 return [[level[i] for level in levels] for i in range(len(frames))]

@@ -1,4 +1,5 @@
 """Bringing images to the size MagicAnimate runs at, and padding clips to whole noise periods."""
+
 from __future__ import annotations
 
 import math

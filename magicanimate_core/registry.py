@@ -4,6 +4,7 @@ The data lives in `registry.json` beside this module; this module only reads it.
 relative to the models folder, with `{model}` standing for the model name (the folder under
 `models/magicanimate/`).
 """
+
 from __future__ import annotations
 
 import json

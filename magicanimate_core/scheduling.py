@@ -1,4 +1,5 @@
 """The DDIM scheduler exactly as MagicAnimate configures it (its own, not SD1.5's scheduler_config)."""
+
 from __future__ import annotations
 
 from diffusers import DDIMScheduler

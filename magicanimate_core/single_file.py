@@ -7,10 +7,10 @@ A single-file SD1.5 checkpoint (`models/checkpoints/*.safetensors|.ckpt`) uses t
 the configs shipped in `configs/` (byte-identical to the upstream SD1.5 / CLIP / sd-vae-ft-mse files).
 Nothing touches the network. Tests pass tiny configs through the optional `configs`/`config` arguments.
 """
+
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from diffusers.loaders.single_file_utils import (
     convert_ldm_unet_checkpoint,
     convert_ldm_vae_checkpoint,
 )
-from safetensors.torch import load_file
 from transformers import BatchEncoding, CLIPTextConfig, CLIPTextModel
+
+from .weights_io import StateDict, read_state_dict
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 UNET_PREFIX = "model.diffusion_model."
@@ -31,8 +32,6 @@ CLIP_PREFIX = "cond_stage_model.transformer."
 SDXL_MARKER = "conditioner.embedders.1."
 POSITION_IDS = "text_model.embeddings.position_ids"
 SD15_BOS, SD15_EOS, SD15_MAX_LENGTH = 49406, 49407, 77
-
-StateDict = dict[str, torch.Tensor]
 
 
 def shipped_config(name: str) -> dict[str, Any]:
@@ -85,28 +84,6 @@ class SD15Components:
     tokenizer: EmptyPromptTokenizer
 
 
-def read_single_file(path: Path) -> StateDict:
-    """Tensors of a `.safetensors` or `.ckpt`/`.pt`/`.bin` file (torch.load with weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file; check the path (models/checkpoints or models/vae)")
-    try:
-        if path.suffix == ".safetensors":
-            loaded: Any = load_file(str(path))
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure means the file is unusable
-        raise ValueError(
-            f"cannot read {path}: {error}. It may be truncated or not a weights file; pickles that need code "
-            "to load are refused on purpose - convert such a file to .safetensors first."
-        ) from error
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict of tensors")
-    return {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}
-
-
 def _expected_keys(model_class: type, config: Any) -> set[str]:
     with torch.device("meta"):
         model = model_class(config) if isinstance(config, CLIPTextConfig) else model_class.from_config(config)
@@ -129,7 +106,7 @@ def load_sd15_single_file(
     """SD1.5 UNet weights (diffusers names), its config, the CLIP text encoder and an empty-prompt tokenizer."""
     path = Path(path)
     configs = configs or SD15Configs()
-    checkpoint = read_single_file(path)
+    checkpoint = read_state_dict(path)
     if any(key.startswith(SDXL_MARKER) for key in checkpoint):
         raise ValueError(f"{path} is an SDXL checkpoint; MagicAnimate needs an SD1.5 checkpoint")
     for prefix, what in ((UNET_PREFIX, "UNet"), (CLIP_PREFIX, "text encoder")):
@@ -162,7 +139,7 @@ def load_vae_single_file(
     """An `AutoencoderKL` from a VAE single file (LDM keys, optionally under `first_stage_model.`)."""
     path = Path(path)
     config = dict(config or shipped_config("sd_vae_ft_mse"))
-    checkpoint = read_single_file(path)
+    checkpoint = read_state_dict(path)
     if not any(".encoder.conv_in." in f".{key}" for key in checkpoint):
         raise ValueError(
             f"{path} has no VAE weights (no 'encoder.conv_in.*' keys); pick a VAE file from models/vae "

@@ -1,4 +1,5 @@
 """MagicAnimate's networks: the 3D UNet with motion modules, and the appearance encoder."""
+
 from .appearance_encoder import PRUNED_KEYS, AppearanceEncoder
 from .motion_module import MAX_FRAMES
 from .reference_attention import ReferenceBank, ReferenceState, install_readers

@@ -1,4 +1,5 @@
 """The appearance encoder: an SD1.5 UNet2D trunk whose mid/up `norm1` states become reference tokens."""
+
 from __future__ import annotations
 
 import torch
@@ -10,19 +11,34 @@ from .reference_attention import ReferenceBank, ReferenceWriteProcessor, StopFor
 
 PRUNED_KEYS = frozenset(
     [
-        "conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias",
-        "up_blocks.3.attentions.2.proj_out.weight", "up_blocks.3.attentions.2.proj_out.bias",
+        "conv_norm_out.weight",
+        "conv_norm_out.bias",
+        "conv_out.weight",
+        "conv_out.bias",
+        "up_blocks.3.attentions.2.proj_out.weight",
+        "up_blocks.3.attentions.2.proj_out.bias",
     ]
     + [
         f"up_blocks.3.attentions.2.transformer_blocks.0.{name}"
         for name in (
-            "attn1.to_q.weight", "attn1.to_k.weight", "attn1.to_v.weight",
-            "attn1.to_out.0.weight", "attn1.to_out.0.bias",
-            "norm2.weight", "norm2.bias",
-            "attn2.to_q.weight", "attn2.to_k.weight", "attn2.to_v.weight",
-            "attn2.to_out.0.weight", "attn2.to_out.0.bias",
-            "norm3.weight", "norm3.bias",
-            "ff.net.0.proj.weight", "ff.net.0.proj.bias", "ff.net.2.weight", "ff.net.2.bias",
+            "attn1.to_q.weight",
+            "attn1.to_k.weight",
+            "attn1.to_v.weight",
+            "attn1.to_out.0.weight",
+            "attn1.to_out.0.bias",
+            "norm2.weight",
+            "norm2.bias",
+            "attn2.to_q.weight",
+            "attn2.to_k.weight",
+            "attn2.to_v.weight",
+            "attn2.to_out.0.weight",
+            "attn2.to_out.0.bias",
+            "norm3.weight",
+            "norm3.bias",
+            "ff.net.0.proj.weight",
+            "ff.net.0.proj.bias",
+            "ff.net.2.weight",
+            "ff.net.2.bias",
         )
     ]
 )
@@ -43,13 +59,13 @@ class AppearanceEncoder(nn.Module):
         blocks = reference_blocks(unet)
         last_executed = [m for m in unet.up_blocks[-1].modules() if isinstance(m, BasicTransformerBlock)][-1]
         for index, block in enumerate(blocks):
-            block.attn1.set_processor(
-                ReferenceWriteProcessor(self._recorded, index, stop_after=block is last_executed)
-            )
+            block.attn1.set_processor(ReferenceWriteProcessor(self._recorded, index, stop_after=block is last_executed))
         self.num_blocks = len(blocks)
 
     @torch.no_grad()
-    def forward(self, reference_latent: torch.Tensor, timestep: torch.Tensor | int, text: torch.Tensor) -> ReferenceBank:
+    def forward(
+        self, reference_latent: torch.Tensor, timestep: torch.Tensor | int, text: torch.Tensor
+    ) -> ReferenceBank:
         self._recorded.clear()
         try:
             self.unet(reference_latent, timestep, encoder_hidden_states=text)

@@ -1,4 +1,5 @@
 """Down, mid and up blocks of the 3D UNet: SD1.5 blocks applied per frame, plus motion modules."""
+
 from __future__ import annotations
 
 import torch
@@ -69,9 +70,7 @@ class DownBlock3D(nn.Module):
             )
         self.motion_modules = nn.ModuleList(MotionModule(out_channels) for _ in range(layers))
         if downsample:
-            self.downsamplers = nn.ModuleList(
-                [Downsampler(out_channels)]
-            )
+            self.downsamplers = nn.ModuleList([Downsampler(out_channels)])
 
     def forward(
         self, hidden: torch.Tensor, temb: torch.Tensor, text: torch.Tensor
@@ -129,9 +128,7 @@ class UpBlock3D(nn.Module):
         for i in range(layers):
             skip_channels = in_channels if i == layers - 1 else out_channels
             resnet_in = prev_channels if i == 0 else out_channels
-            self.resnets.append(
-                ResnetBlock3D(resnet_in + skip_channels, out_channels, temb_channels, groups, eps)
-            )
+            self.resnets.append(ResnetBlock3D(resnet_in + skip_channels, out_channels, temb_channels, groups, eps))
         if text_dim is not None:
             self.attentions = nn.ModuleList(
                 spatial_transformer(out_channels, heads, groups, text_dim) for _ in range(layers)

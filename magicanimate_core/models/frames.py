@@ -1,4 +1,5 @@
 """Moving between video tensors `(b, c, f, h, w)` and per-frame image batches `((b f), c, h, w)`."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """AnimateDiff-v1 ("Vanilla") motion module, with MagicAnimate's checkpoint key names."""
+
 from __future__ import annotations
 
 import math

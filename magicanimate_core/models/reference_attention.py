@@ -7,6 +7,7 @@ for conditional rows, `attn1` takes queries from the frame's own tokens and keys
 keep plain self-attention. This is MagicAnimate's `ReferenceAttentionControl` with `fusion_blocks="midup"`,
 written as diffusers attention processors.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

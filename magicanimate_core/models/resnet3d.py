@@ -1,4 +1,5 @@
 """AnimateDiff-v1 ResNet block: per-frame convolutions, GroupNorm pooled over all frames of the window."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """MagicAnimate's 3D UNet: SD1.5 spatial layers per frame + 20 AnimateDiff-v1 motion modules."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,10 @@ class UNet3DConditionModel(nn.Module):
         text_dim = config["cross_attention_dim"]
         temb_channels = channels[0] * 4
         if config.get("down_block_types") != [
-            "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "DownBlock2D",
         ]:
             raise ValueError(f"unsupported UNet layout {config.get('down_block_types')}: expected SD1.5's")
 
@@ -43,8 +47,15 @@ class UNet3DConditionModel(nn.Module):
             last = i == len(channels) - 1
             self.down_blocks.append(
                 DownBlock3D(
-                    channels[max(i - 1, 0)], out_ch, temb_channels, layers=layers, groups=groups, eps=eps,
-                    heads=heads, text_dim=None if last else text_dim, downsample=not last,
+                    channels[max(i - 1, 0)],
+                    out_ch,
+                    temb_channels,
+                    layers=layers,
+                    groups=groups,
+                    eps=eps,
+                    heads=heads,
+                    text_dim=None if last else text_dim,
+                    downsample=not last,
                 )
             )
         self.mid_block = MidBlock3D(channels[-1], temb_channels, groups=groups, eps=eps, heads=heads, text_dim=text_dim)
@@ -55,9 +66,16 @@ class UNet3DConditionModel(nn.Module):
             last = i == len(channels) - 1
             self.up_blocks.append(
                 UpBlock3D(
-                    reversed_channels[min(i + 1, len(channels) - 1)], out_ch, reversed_channels[max(i - 1, 0)],
-                    temb_channels, layers=layers + 1, groups=groups, eps=eps, heads=heads,
-                    text_dim=None if i == 0 else text_dim, upsample=not last,
+                    reversed_channels[min(i + 1, len(channels) - 1)],
+                    out_ch,
+                    reversed_channels[max(i - 1, 0)],
+                    temb_channels,
+                    layers=layers + 1,
+                    groups=groups,
+                    eps=eps,
+                    heads=heads,
+                    text_dim=None if i == 0 else text_dim,
+                    upsample=not last,
                 )
             )
         self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=eps)  # 5-D input: joint over frames

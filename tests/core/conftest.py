@@ -1,4 +1,5 @@
 """Fixtures for the core tests: the pipeline loaded from the golden tiny checkpoints, and case inputs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Usage: python memory_probe.py MODEL_DIR FRAMES SIZE. Prints `growth_bytes output_bytes`: the peak
 resident set (VmHWM) minus the resident set just before the call, and the bytes of the returned frames.
 """
+
 from __future__ import annotations
 
 import sys

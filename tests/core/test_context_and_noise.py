@@ -1,4 +1,5 @@
 """Window schedule, noise tiling, frame padding and trimming."""
+
 from __future__ import annotations
 
 import json

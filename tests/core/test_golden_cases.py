@@ -1,15 +1,15 @@
 """Whole runs against the original pipeline's outputs (golden README §9 tolerances), step by step."""
+
 from __future__ import annotations
 
 import pytest
-import torch
 
 from magicanimate_core.pipeline import Speedups
 
 VIDEO_MAX, VIDEO_MEAN, LATENTS_MAX, EPS_MAX, RAW_MAX, CONDITIONING_MAX = 1e-3, 5e-5, 2e-2, 5e-3, 1e-3, 1e-5
 
 
-def run_recorded(pipe, case, monkeypatch, speedups: Speedups = Speedups()):
+def run_recorded(pipe, case, monkeypatch, speedups: Speedups | None = None):
     """Run a case, recording per-step latents, guided eps and the raw UNet output of step 0."""
     latents, guided, raw = {}, [], []
     original_step, original_call = pipe.scheduler.step, pipe._unet_call
@@ -27,9 +27,13 @@ def run_recorded(pipe, case, monkeypatch, speedups: Speedups = Speedups()):
     monkeypatch.setattr(pipe.scheduler, "step", record_step)
     monkeypatch.setattr(pipe, "_unet_call", record_call)
     video = pipe(
-        case.reference, case.motion, noise=case.noise, num_inference_steps=case.steps, guidance_scale=7.5,
+        case.reference,
+        case.motion,
+        noise=case.noise,
+        num_inference_steps=case.steps,
+        guidance_scale=7.5,
         callback=lambda info: latents.__setitem__(info.step, info.latents) if info.latents is not None else None,
-        speedups=speedups,
+        speedups=speedups or Speedups(),
     )
     return video, latents, guided, raw
 
@@ -58,7 +62,9 @@ def test_speedups_off_and_batched_windows_give_the_same_video(tiny_pipeline, cas
     baseline, *_ = run_recorded(tiny_pipeline, case_b, monkeypatch)
     monkeypatch.undo()
     slow, *_ = run_recorded(
-        tiny_pipeline, case_b, monkeypatch,
+        tiny_pipeline,
+        case_b,
+        monkeypatch,
         Speedups(share_down_path=False, cache_reference_kv=False, windows_per_call=1, decode_batch_size=1),
     )
     monkeypatch.undo()

@@ -1,4 +1,5 @@
 """The loader: real checkpoint layout, strict key accounting, clear errors, no pickled code executed."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Memory is bounded by the context window: a longer clip costs only its frames and latents."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,11 @@ def peak_growth(model_dir: Path, frames: int) -> tuple[int, int]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "MALLOC_MMAP_THRESHOLD_": "65536"}
     result = subprocess.run(
         [sys.executable, str(PROBE), str(model_dir), str(frames), str(SIZE)],
-        capture_output=True, text=True, env=env, check=True, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=600,
     )
     growth, output = result.stdout.split()[-2:]
     return int(growth), int(output)

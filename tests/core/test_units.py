@@ -1,4 +1,5 @@
 """Component goldens: each network piece against the original's outputs (fp32, max abs <= 1e-4)."""
+
 from __future__ import annotations
 
 import json
@@ -93,8 +94,12 @@ def test_controlnet_frame0(tiny_pipeline, units) -> None:
     tensors = units("controlnet_frame0")
     with torch.no_grad():
         down, mid = tiny_pipeline.models.controlnet(
-            tensors["sample"], tensors["timestep"], encoder_hidden_states=tensors["encoder_hidden_states"],
-            controlnet_cond=tensors["controlnet_cond"], conditioning_scale=1.0, return_dict=False,
+            tensors["sample"],
+            tensors["timestep"],
+            encoder_hidden_states=tensors["encoder_hidden_states"],
+            controlnet_cond=tensors["controlnet_cond"],
+            conditioning_scale=1.0,
+            return_dict=False,
         )
     for i, residual in enumerate(down):
         assert (residual - tensors[f"down{i}"]).abs().max() <= UNIT_TOLERANCE, f"down {i}"

@@ -1,4 +1,5 @@
 """Bad inputs fail with errors that name the problem; a cancelled run leaves nothing behind."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,8 +52,9 @@ def test_cancelling_mid_run_leaves_no_state(tiny_pipeline, case_b) -> None:
             raise Cancelled
 
     with pytest.raises(Cancelled):
-        tiny_pipeline(case_b.reference, case_b.motion, noise=case_b.noise, num_inference_steps=3,
-                      callback=cancel_in_second_step)
+        tiny_pipeline(
+            case_b.reference, case_b.motion, noise=case_b.noise, num_inference_steps=3, callback=cancel_in_second_step
+        )
     assert [(i.step, i.call) for i in calls] == [(0, 1), (0, 2), (0, 3), (0, 3), (1, 1), (1, 2)]
     assert tiny_pipeline.reference_state.bank is None and tiny_pipeline.reference_state.cond_rows is None
     video = tiny_pipeline(case_b.reference, case_b.motion, noise=case_b.noise, num_inference_steps=3)

@@ -1,0 +1,426 @@
+"""`python -m magicanimate_core`: animate without ComfyUI, download models, convert the temporal checkpoint.
+
+Models are found in a ComfyUI-style models folder (`--models-dir`, or $MAGICANIMATE_MODELS_DIR):
+`<dir>/magicanimate/<model>/...` as listed in docs/models.md, `<dir>/densepose/model_final_162be9.pkl` for
+`--extract-densepose`, single-file checkpoints in `<dir>/checkpoints/` and `<dir>/vae/`. Nothing is
+downloaded unless `--download` (or the `download` command) asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import registry
+from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
+
+MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m magicanimate_core",
+        description="MagicAnimate: animate a reference image along a DensePose video, without ComfyUI.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    animate = commands.add_parser(
+        "animate",
+        help="animate a reference image along a motion video",
+        description="Animate a reference image along a DensePose (or any, with "
+        "--extract-densepose) video and write the result; the format follows the "
+        "output suffix: .mp4 (H.264), .webm, .gif, .webp, .mkv (lossless FFV1).",
+    )
+    _add_models_args(animate)
+    animate.add_argument("--reference", required=True, type=Path, help="reference image (PNG, JPEG, ...)")
+    animate.add_argument(
+        "--motion",
+        required=True,
+        type=Path,
+        help="DensePose video driving the motion (any video with --extract-densepose)",
+    )
+    animate.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="output video; the suffix picks the format (.mp4 .webm .gif .webp .mkv)",
+    )
+    animate.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    animate.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="encoder quality 0..100, higher is better (default: the writer's; ignored by GIF and lossless MKV)",
+    )
+    animate.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25, as the original)")
+    animate.add_argument(
+        "--extract-densepose",
+        action="store_true",
+        help="run DensePose on --motion first (needs densepose/model_final_162be9.pkl)",
+    )
+    animate.add_argument(
+        "--densepose-backend",
+        choices=("auto", "builtin", "detectron2"),
+        default="auto",
+        help="DensePose implementation for --extract-densepose (default auto)",
+    )
+    sampling = animate.add_argument_group("sampling (same options as the nodes)")
+    sampling.add_argument("--seed", type=int, default=1, help="seed of the initial noise (default 1)")
+    sampling.add_argument(
+        "--noise",
+        type=Path,
+        default=None,
+        help="explicit initial noise: a .safetensors file holding one tensor [K,4,H/8,W/8], "
+        "tiled along the frames with period K (overrides --seed)",
+    )
+    sampling.add_argument("--steps", type=int, default=25, help="DDIM denoising steps (default 25)")
+    sampling.add_argument(
+        "--guidance-scale", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"
+    )
+    sampling.add_argument("--context-frames", type=int, default=16, help="frames per context window (default 16)")
+    sampling.add_argument(
+        "--context-overlap", type=int, default=4, help="frames shared by neighbouring windows (default 4)"
+    )
+    size = animate.add_argument_group("size")
+    size.add_argument("--size", type=int, default=512, help="square working size in pixels (default 512)")
+    size.add_argument("--width", type=int, default=None, help="working width, overrides --size (multiple of 8)")
+    size.add_argument("--height", type=int, default=None, help="working height, overrides --size (multiple of 8)")
+    size.add_argument(
+        "--fit",
+        choices=("crop", "pad", "stretch", "none"),
+        default="pad",
+        help="how reference and motion frames reach the working size: crop (cover, centre "
+        "crop), pad (edge-pad to the aspect ratio; default), stretch, none (keep as is)",
+    )
+    video = animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)")
+    video.add_argument("--frame-load-cap", type=int, default=0, help="load at most this many frames (0 = all)")
+    video.add_argument("--skip-first-frames", type=int, default=0, help="drop this many frames first")
+    video.add_argument("--select-every-nth", type=int, default=1, help="keep every n-th frame (default 1)")
+    video.add_argument(
+        "--force-rate",
+        type=float,
+        default=0.0,
+        help="resample the video to this frame rate before selecting (0 = source rate)",
+    )
+    runtime = animate.add_argument_group("runtime")
+    runtime.add_argument(
+        "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1 ..."
+    )
+    runtime.add_argument(
+        "--dtype", choices=("auto", *DTYPES), default="auto", help="weights precision (auto: fp16 on GPU, fp32 on CPU)"
+    )
+    runtime.add_argument(
+        "--download", action="store_true", help="download missing model files first (only those needed)"
+    )
+
+    download = commands.add_parser(
+        "download",
+        help="download the model files into the models folder",
+        description="Download only the files MagicAnimate needs, with resume and "
+        "sha256 checks. Already present files are skipped.",
+    )
+    _add_models_args(download)
+    download.add_argument(
+        "--densepose", action="store_true", help="also download the DensePose R-CNN weights (for --extract-densepose)"
+    )
+    download.add_argument(
+        "--endpoint",
+        default=None,
+        help="Hugging Face mirror base URL (default: $MAGICANIMATE_HF_ENDPOINT, $HF_ENDPOINT "
+        "or https://huggingface.co)",
+    )
+
+    convert = commands.add_parser(
+        "convert-temporal",
+        help="convert temporal_attention.ckpt to a faster, safe .safetensors overlay",
+        description="One-time conversion of the 5 GB temporal_attention.ckpt pickle "
+        "to temporal_attention.safetensors beside it; loaders prefer it.",
+    )
+    _add_models_args(convert)
+
+    listing = commands.add_parser(
+        "list-models",
+        help="list model folders and which files are present",
+        description="Show every model folder under <models-dir>/magicanimate and the registered files each one lacks.",
+    )
+    _add_models_args(listing, single_files=False)
+    return parser
+
+
+def _add_models_args(parser: argparse.ArgumentParser, single_files: bool = True) -> None:
+    group = parser.add_argument_group("models")
+    group.add_argument(
+        "--models-dir",
+        type=Path,
+        default=os.environ.get(MODELS_DIR_ENV),
+        help=f"ComfyUI models folder (default ${MODELS_DIR_ENV})",
+    )
+    group.add_argument(
+        "--model",
+        default=None,
+        help="folder under <models-dir>/magicanimate/ (default: the only or first one; "
+        f"'{registry.default_model_name()}' when downloading into an empty folder)",
+    )
+    if single_files:
+        group.add_argument(
+            "--sd15-checkpoint",
+            default=None,
+            help="use this SD1.5 single-file checkpoint (path, or a name in <models-dir>/checkpoints) "
+            "instead of the stable-diffusion-v1-5 folder",
+        )
+        group.add_argument(
+            "--vae",
+            default=None,
+            help="use this VAE file (path, or a name in <models-dir>/vae) instead of sd-vae-ft-mse",
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.models_dir is None:
+            raise ValueError(f"no models folder: pass --models-dir DIR (ComfyUI/models) or set ${MODELS_DIR_ENV}")
+        handler = {
+            "animate": animate,
+            "download": download,
+            "convert-temporal": convert_temporal,
+            "list-models": list_models,
+        }[args.command]
+        return handler(args)
+    except (DownloadError, FileNotFoundError, ValueError, KeyboardInterrupt) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def model_name(models_dir: Path, requested: str | None) -> str:
+    if requested:
+        return requested
+    root = models_dir / "magicanimate"
+    found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return found[0] if found else registry.default_model_name()
+
+
+def _single_file(models_dir: Path, value: str | None, folder: str) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file() and (models_dir / folder / value).is_file():
+        path = models_dir / folder / value
+    if not path.is_file():
+        raise FileNotFoundError(f"{value}: not a file, nor in {models_dir / folder}")
+    return path
+
+
+def _needed(args: argparse.Namespace) -> tuple[registry.ModelFile, ...]:
+    names = [
+        c
+        for c in registry.MAGICANIMATE_COMPONENTS
+        if not (c == "sd15" and getattr(args, "sd15_checkpoint", None))
+        and not (c == "vae" and getattr(args, "vae", None))
+    ]
+    if getattr(args, "extract_densepose", False) or getattr(args, "densepose", False):
+        names.append("densepose_rcnn")
+    return registry.files_for(names)
+
+
+def ensure_models(args: argparse.Namespace, name: str, fetch: bool) -> None:
+    """Download missing files when `fetch`, else raise the error listing files, URLs and folder."""
+    missing = registry.missing_files(_needed(args), args.models_dir, name)
+    if not missing:
+        return
+    if fetch:
+        download_all(
+            missing, args.models_dir, name, hf_endpoint=getattr(args, "endpoint", None), progress=TextProgressBar()
+        )
+        return
+    raise ModelsUnavailableError(
+        [(f, f.source_url(), f.target_path(args.models_dir, name)) for f in missing], args.models_dir, None
+    )
+
+
+def download(args: argparse.Namespace) -> int:
+    name = model_name(args.models_dir, args.model)
+    missing = registry.missing_files(_needed(args), args.models_dir, name)
+    ensure_models(args, name, fetch=True)
+    print(f"{len(missing)} file(s) downloaded; models in {args.models_dir / 'magicanimate' / name}", file=sys.stderr)
+    return 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    root = args.models_dir / "magicanimate"
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not names:
+        print(f"no model folders in {root}")
+    for name in names:
+        missing = registry.missing_files(registry.files_for(registry.MAGICANIMATE_COMPONENTS), args.models_dir, name)
+        state = "complete" if not missing else "missing: " + ", ".join(f.id for f in missing)
+        print(f"{name}: {state}")
+    return 0
+
+
+def convert_temporal(args: argparse.Namespace) -> int:
+    from .loading import SD15_DIR, TEMPORAL_CKPT, TEMPORAL_DIR, first_existing, read_state_dict
+    from .temporal_weights import convert_temporal_ckpt
+
+    model_dir = args.models_dir / "magicanimate" / model_name(args.models_dir, args.model)
+    ckpt = model_dir / TEMPORAL_DIR / TEMPORAL_CKPT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"{ckpt}: temporal_attention.ckpt not found; download it first")
+    sd15_file = _single_file(args.models_dir, args.sd15_checkpoint, "checkpoints")
+    if sd15_file is not None:
+        from .single_file import load_sd15_single_file
+
+        sd15 = load_sd15_single_file(sd15_file).unet_state_dict
+    else:
+        unet_dir = model_dir / SD15_DIR / "unet"
+        weights = first_existing(unet_dir, ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))
+        if weights is None:
+            raise FileNotFoundError(f"{unet_dir}: no SD1.5 UNet weights to compare against; pass --sd15-checkpoint")
+        sd15 = read_state_dict(weights)
+    out = convert_temporal_ckpt(ckpt, sd15)
+    print(f"wrote {out} ({out.stat().st_size / 1e9:.2f} GB)", file=sys.stderr)
+    return 0
+
+
+def _pick_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    chosen = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+    if dtype == "auto":
+        return chosen, torch.float16 if chosen.type == "cuda" else torch.float32
+    return chosen, DTYPES[dtype]
+
+
+def _read_noise(path: Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    if len(tensors) != 1:
+        raise ValueError(
+            f"{path} holds {len(tensors)} tensors ({sorted(tensors)}); --noise needs exactly one [K,4,H/8,W/8]"
+        )
+    noise = next(iter(tensors.values()))
+    if noise.ndim != 4 or noise.shape[1] != 4:
+        raise ValueError(f"{path}: noise shape {list(noise.shape)}; --noise needs [K,4,H/8,W/8]")
+    return noise
+
+
+def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[np.ndarray]:
+    from densepose_node.video_io import read_video
+
+    _, frames = read_video(
+        args.motion,
+        frame_load_cap=args.frame_load_cap,
+        skip_first_frames=args.skip_first_frames,
+        select_every_nth=args.select_every_nth,
+        force_rate=args.force_rate,
+    )
+    if not args.extract_densepose:
+        return frames
+    from densepose_node.backends import load_estimator
+    from densepose_node.extract import extract_densepose
+
+    folder = args.models_dir / "densepose"
+    weights = next(
+        (folder / n for n in ("model_final_162be9.safetensors", "model_final_162be9.pkl") if (folder / n).is_file()),
+        None,
+    )
+    if weights is None:
+        raise FileNotFoundError(f"{folder}/model_final_162be9.pkl not found; run with --download or see docs/models.md")
+    return extract_densepose(frames, load_estimator(args.densepose_backend, weights, device))
+
+
+def animate(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from densepose_node.video_io import write_video
+
+    from .pipeline import MagicAnimatePipeline
+    from .preprocess import fit_image
+
+    for given in (args.reference, args.motion):
+        if not given.is_file():
+            raise FileNotFoundError(f"{given}: no such file")
+    if args.output.exists() and not args.overwrite:
+        raise ValueError(f"{args.output} exists; pass --overwrite to replace it or choose another --output")
+    name = model_name(args.models_dir, args.model)
+    sd15 = _single_file(args.models_dir, args.sd15_checkpoint, "checkpoints")
+    vae = _single_file(args.models_dir, args.vae, "vae")
+    ensure_models(args, name, fetch=args.download)
+    device, dtype = _pick_device_dtype(args.device, args.dtype)
+    width, height = args.width or args.size, args.height or args.size
+
+    reference = torch.from_numpy(np.array(Image.open(args.reference).convert("RGB"))).float() / 255
+    reference = fit_image(reference, width, height, args.fit)
+    motion_frames = [
+        fit_image(torch.from_numpy(f).float() / 255, width, height, args.fit) for f in _motion_frames(args, device)
+    ]
+    if not motion_frames:
+        raise ValueError(f"{args.motion}: no frames left after the loading options; check --skip-first-frames")
+    motion = torch.stack(motion_frames)
+    noise = _read_noise(args.noise) if args.noise is not None else None
+
+    pipe = MagicAnimatePipeline.from_pretrained(
+        args.models_dir / "magicanimate" / name, device=device, dtype=dtype, sd15_checkpoint=sd15, vae_path=vae
+    )
+    bar = StepBar()
+    frames = pipe(
+        reference,
+        motion,
+        seed=args.seed,
+        noise=noise,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        context_frames=args.context_frames,
+        context_overlap=args.context_overlap,
+        callback=bar,
+    )
+    bar.close()
+    settings = {
+        "seed": args.seed,
+        "noise": str(args.noise) if args.noise else None,
+        "steps": args.steps,
+        "guidance_scale": args.guidance_scale,
+        "context_frames": args.context_frames,
+        "context_overlap": args.context_overlap,
+        "model": name,
+        "fit": args.fit,
+    }
+    extra = {} if args.quality is None else {"quality": args.quality}
+    uint8 = ((frame.clamp(0, 1) * 255).to(torch.uint8).numpy() for frame in frames)  # truncation, as the original
+    out = write_video(
+        args.output,
+        uint8,
+        args.fps,
+        metadata={"comment": "MagicAnimate " + json.dumps(settings)},
+        overwrite=args.overwrite,
+        **extra,
+    )
+    print(f"wrote {out} ({len(frames)} frames at {args.fps:g} fps)", file=sys.stderr)
+    return 0
+
+
+class StepBar:
+    """Denoising progress on stderr, fed by the pipeline's StepInfo callback."""
+
+    def __init__(self, width: int = 30) -> None:
+        self.width = width
+
+    def __call__(self, info) -> None:  # type: ignore[no-untyped-def]
+        filled = int(self.width * info.progress)
+        sys.stderr.write(
+            f"\ranimate [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"step {min(info.step + 1, info.num_steps)}/{info.num_steps}"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")

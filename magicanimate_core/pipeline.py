@@ -9,18 +9,26 @@ ControlNet residuals live only as long as a window needs them, and only the kept
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .context import uniform_windows, window_weights
+from .control_cache import ControlResidualCache
 from .loading import MagicAnimateModels, load_models
+from .memory import check_fits, estimate_device_bytes
 from .models import MAX_FRAMES, ReferenceBank, install_readers
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
+from .options import SamplingOptions, Speedups
 from .preprocess import padded_length
-from .scheduling import magicanimate_scheduler
+from .scheduling import make_scheduler
+
+__all__ = ["MagicAnimatePipeline", "SamplingOptions", "Speedups", "StepInfo"]
 
 VAE_SCALING = 0.18215
 
@@ -40,64 +48,16 @@ class StepInfo:
         return (self.step + self.call / self.num_calls) / self.num_steps
 
 
-@dataclass(frozen=True)
-class SamplingOptions:
-    """Choices that change the output; the defaults are the original's."""
-
-    closed_loop: bool = True  # the last window wraps around to the first frames
-    window_weighting: str = "average"  # or "pyramid": favour window centres when fusing overlaps
-
-
-@dataclass(frozen=True)
-class Speedups:
-    """Work-saving switches that leave the output unchanged (up to floating-point reordering)."""
-
-    share_down_path: bool = True  # both guidance halves share the UNet's down path: run it once
-    cache_reference_kv: bool = True  # project reference tokens with to_k/to_v once per block per step
-    windows_per_call: int = 1  # context windows batched into one UNet call
-    decode_batch_size: int = 8  # frames per VAE decode call
-    enabled: tuple[str, ...] = field(init=False, default=())
-
-    def __post_init__(self) -> None:
-        if self.windows_per_call < 1 or self.decode_batch_size < 1:
-            raise ValueError("windows_per_call and decode_batch_size must be at least 1")
-        names = [name for name in ("share_down_path", "cache_reference_kv") if getattr(self, name)]
-        names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
-        object.__setattr__(self, "enabled", tuple(names))
-
-
-class ControlResidualCache:
-    """ControlNet residuals per frame for one step, computed on first use and dropped after last use."""
-
-    def __init__(self, compute: Callable[[list[int]], list[list[torch.Tensor]]], windows: list[list[int]]) -> None:
-        self.compute = compute
-        self.last_use = {frame: i for i, window in enumerate(windows) for frame in window}
-        self.frames: dict[int, list[torch.Tensor]] = {}
-
-    def for_windows(self, windows: list[list[int]]) -> list[torch.Tensor]:
-        """Residuals `[len(windows), C, F, h, w]` per level for a group of windows."""
-        needed = sorted({f for window in windows for f in window} - self.frames.keys())
-        if needed:
-            self.frames.update(zip(needed, self.compute(needed)))
-        levels = len(next(iter(self.frames.values())))
-        return [
-            torch.stack([torch.stack([self.frames[f][level] for f in window], dim=1) for window in windows])
-            for level in range(levels)
-        ]
-
-    def release(self, window_index: int) -> None:
-        for frame in [f for f, last in self.last_use.items() if last == window_index]:
-            self.frames.pop(frame, None)
-
-
 class MagicAnimatePipeline:
     """Animate a reference image along a DensePose motion sequence (see `__call__`)."""
 
     def __init__(self, models: MagicAnimateModels) -> None:
         self.models = models
-        self.scheduler = magicanimate_scheduler()
         self.reference_state = install_readers(models.unet)
+        self.execution_device = models.unet.conv_in.weight.device
         self._text_embedding: torch.Tensor | None = None
+        self._memory_format = torch.contiguous_format
+        self._compiled_unet: nn.Module | None = None
 
     @classmethod
     def from_pretrained(
@@ -110,11 +70,11 @@ class MagicAnimatePipeline:
         vae_path: str | Path | None = None,
     ) -> MagicAnimatePipeline:
         models = load_models(model_dir, sd15_checkpoint=sd15_checkpoint, vae_path=vae_path, dtype=dtype)
-        return cls(models.to(device))
+        return cls(models).to(device)
 
     @property
     def device(self) -> torch.device:
-        return self.models.unet.conv_in.weight.device
+        return self.execution_device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -122,8 +82,39 @@ class MagicAnimatePipeline:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> MagicAnimatePipeline:
         self.models.to(device, dtype)
+        if device is not None:
+            self.execution_device = torch.device(device)
         self._text_embedding = None
+        self._compiled_unet = None
         return self
+
+    @contextlib.contextmanager
+    def _on_device(self, module: nn.Module, offload: bool) -> Iterator[None]:
+        """With `offload`, keep `module` on the execution device only for the duration of the block."""
+        if offload:
+            module.to(self.execution_device)
+        try:
+            yield
+        finally:
+            if offload:
+                module.to("cpu")
+
+    def _prepare(self, speedups: Speedups) -> None:
+        """Apply the layout switches: offload placement, memory format, compilation."""
+        if speedups.offload:
+            self.models.to("cpu")
+        else:
+            self.models.to(self.execution_device)
+        channels_last = speedups.channels_last
+        if channels_last is None:
+            channels_last = self.execution_device.type == "cuda"
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if memory_format != self._memory_format:
+            for module in (self.models.unet, self.models.controlnet, self.models.vae, self.models.appearance_encoder):
+                module.to(memory_format=memory_format)
+            self._memory_format = memory_format
+        if speedups.compile and self._compiled_unet is None:
+            self._compiled_unet = torch.compile(self.models.unet, dynamic=False)
 
     # ---- conditioning -------------------------------------------------------------------------
 
@@ -134,15 +125,17 @@ class MagicAnimatePipeline:
             ids = tokenizer(
                 "", padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
             ).input_ids
+            encoder = self.models.text_encoder
             with torch.no_grad():
-                self._text_embedding = self.models.text_encoder(ids.to(self.device))[0]
+                self._text_embedding = encoder(ids.to(encoder.device))[0].to(self.execution_device)
         return self._text_embedding
 
     @torch.no_grad()
     def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
         """`[H, W, 3]` in [0, 1] -> the VAE latent mean times 0.18215, `[1, 4, H/8, W/8]`."""
-        pixels = (reference.permute(2, 0, 1)[None] * 2 - 1).to(self.device, self.dtype)
-        return self.models.vae.encode(pixels).latent_dist.mean * VAE_SCALING
+        vae = self.models.vae
+        pixels = (reference.permute(2, 0, 1)[None] * 2 - 1).to(vae.device, vae.dtype)
+        return (vae.encode(pixels).latent_dist.mean * VAE_SCALING).to(self.execution_device)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, num_frames: int, batch_size: int) -> torch.Tensor:
@@ -151,15 +144,22 @@ class MagicAnimatePipeline:
         Frames are decoded `batch_size` at a time and written straight into the output, so device memory
         holds one batch and host memory the output alone.
         """
+        vae = self.models.vae
         frames: torch.Tensor | None = None
         for start in range(0, num_frames, batch_size):
             chunk = latents[0, :, start : min(start + batch_size, num_frames)].permute(1, 0, 2, 3)
-            images = self.models.vae.decode((chunk / VAE_SCALING).to(self.dtype)).sample
+            images = vae.decode((chunk / VAE_SCALING).to(vae.device, vae.dtype)).sample
             images = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
             if frames is None:
                 frames = torch.empty((num_frames, *images.shape[1:]), dtype=torch.float32)
             frames[start : start + len(images)] = images.float().cpu()
         return frames
+
+    def estimate_device_bytes(self, height: int, width: int, context_frames: int, speedups: Speedups) -> int:
+        """Device memory one run at this size needs, roughly (see `memory.py`)."""
+        sizes = [sum(p.numel() * p.element_size() for p in m.parameters()) for m in self.models.modules()]
+        resident = max(sizes) if speedups.offload else sum(sizes)
+        return estimate_device_bytes(resident, height, width, context_frames, self.dtype, speedups)
 
     # ---- the sampler --------------------------------------------------------------------------
 
@@ -176,8 +176,8 @@ class MagicAnimatePipeline:
         context_frames: int = 16,
         context_overlap: int = 4,
         callback: Callable[[StepInfo], None] | None = None,
-        options: SamplingOptions = SamplingOptions(),
-        speedups: Speedups = Speedups(),
+        options: SamplingOptions | None = None,
+        speedups: Speedups | None = None,
     ) -> torch.Tensor:
         """Animate `reference` (`[H, W, 3]` or `[1, H, W, 3]`, floats in [0, 1]) along `motion`.
 
@@ -185,8 +185,10 @@ class MagicAnimatePipeline:
         The initial noise is drawn for 16 frames from `seed`, or taken from `noise` (`[K, 4, H/8, W/8]`),
         and tiled along the frames. Returns `[F, H, W, 3]` floats in [0, 1] on the CPU.
         """
+        options, speedups = options or SamplingOptions(), speedups or Speedups()
         reference = self._check_inputs(reference, motion, num_inference_steps, context_frames, context_overlap)
         num_frames, height, width = motion.shape[0], motion.shape[1], motion.shape[2]
+        check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)
         padded = padded_length(num_frames, NOISE_FRAMES)
         if noise is None:
             noise = draw_noise(seed, height, width)
@@ -195,15 +197,21 @@ class MagicAnimatePipeline:
                 f"noise has shape {list(noise.shape)}; for {width}x{height} frames it must be "
                 f"[K, 4, {height // 8}, {width // 8}]"
             )
-        latents = tile_noise(noise.float(), padded).to(self.device) * self.scheduler.init_noise_sigma
+        self._prepare(speedups)
+        scheduler = make_scheduler(options.scheduler)
+        scheduler.set_timesteps(num_inference_steps, device=self.device)
+        latents = tile_noise(noise.float(), padded).to(self.device) * scheduler.init_noise_sigma
 
-        text = self.text_embedding()
-        reference_latent = self.encode_reference(reference)
+        with self._on_device(self.models.text_encoder, speedups.offload):
+            text = self.text_embedding()
+        with self._on_device(self.models.vae, speedups.offload):
+            reference_latent = self.encode_reference(reference)
         windows = uniform_windows(padded, context_frames, context_overlap, closed_loop=options.closed_loop)
         weights = torch.tensor(window_weights(len(windows[0]), options.window_weighting), device=self.device)
-        do_cfg = guidance_scale > 1.0
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        groups = [windows[i : i + speedups.windows_per_call] for i in range(0, len(windows), speedups.windows_per_call)]
+        weights = weights[None, None, :, None, None]
+        guided_steps = math.ceil(options.guidance_until * num_inference_steps) if guidance_scale > 1.0 else 0
+        per_call = speedups.windows_per_call
+        groups = [windows[i : i + per_call] for i in range(0, len(windows), per_call)]
 
         def control_residuals(t: torch.Tensor) -> Callable[[list[int]], list[list[torch.Tensor]]]:
             def compute(frames: list[int]) -> list[list[torch.Tensor]]:
@@ -224,34 +232,37 @@ class MagicAnimatePipeline:
             return compute
 
         try:
-            for step, t in enumerate(self.scheduler.timesteps):
-                bank = self.models.appearance_encoder(reference_latent, t, text)
-                if not speedups.cache_reference_kv:
-                    bank = _UncachedBank(bank.tokens)
-                self.reference_state.bank = bank
+            for step, t in enumerate(scheduler.timesteps):
+                do_cfg = step < guided_steps
+                with self._on_device(self.models.appearance_encoder, speedups.offload):
+                    bank = self.models.appearance_encoder(reference_latent, t, text)
+                self.reference_state.bank = bank if speedups.cache_reference_kv else _UncachedBank(bank.tokens)
                 controls = ControlResidualCache(control_residuals(t), windows)
                 sums = torch.zeros((2 if do_cfg else 1, *latents.shape[1:]), device=self.device)
                 counts = torch.zeros((1, 1, padded, 1, 1), device=self.device)
                 done = 0
                 for group in groups:
-                    eps = self._unet_call(latents, t, text, group, controls.for_windows(group), do_cfg, speedups)
+                    with self._on_device(self.models.controlnet, speedups.offload):
+                        residuals = controls.for_windows(group)
+                    with self._on_device(self.models.unet, speedups.offload):
+                        eps = self._unet_call(latents, t, text, group, residuals, do_cfg, speedups)
                     for w, window in enumerate(group):
-                        sums[:, :, window] += eps[w] * weights[None, None, :, None, None]
-                        counts[:, :, window] += weights[None, None, :, None, None]
-                    for w in range(done, done + len(group)):
-                        controls.release(w)
+                        sums[:, :, window] += eps[w] * weights
+                        counts[:, :, window] += weights
+                        controls.release(done + w)
                     done += len(group)
                     if callback is not None:
                         callback(StepInfo(step, num_inference_steps, done, len(windows)))
                 averaged = sums / counts
                 guided = averaged[0] + guidance_scale * (averaged[1] - averaged[0]) if do_cfg else averaged[0]
-                latents = self.scheduler.step(guided[None], t, latents, eta=0.0).prev_sample
+                latents = scheduler.step(guided[None], t, latents).prev_sample
                 if callback is not None:
                     callback(StepInfo(step, num_inference_steps, len(windows), len(windows), latents))
         finally:
             self.reference_state.bank = None
             self.reference_state.cond_rows = None
-        return self.decode(latents, num_frames, speedups.decode_batch_size)
+        with self._on_device(self.models.vae, speedups.offload):
+            return self.decode(latents, num_frames, speedups.decode_batch_size)
 
     def _unet_call(
         self,
@@ -263,21 +274,39 @@ class MagicAnimatePipeline:
         do_cfg: bool,
         speedups: Speedups,
     ) -> torch.Tensor:
-        """One UNet3D call on a group of windows; returns eps `[windows, halves, 4, F, h, w]`."""
+        """UNet3D on a group of windows; returns eps `[windows, halves, 4, F, h, w]` (halves: uncond, cond)."""
         sample = torch.stack([latents[0, :, window] for window in windows]).to(self.dtype)
         down, mid = residuals[:-1], residuals[-1]
-        halves = 2 if do_cfg else 1
-        cfg_copies = halves if speedups.share_down_path else 1
-        if not speedups.share_down_path and do_cfg:
+        if not do_cfg:
+            return self._run_unet(sample, t, text, down, mid, cond=(True,), speedups=speedups)[:, None]
+        if speedups.sequential_cfg:
+            halves = [self._run_unet(sample, t, text, down, mid, (cond,), speedups) for cond in (False, True)]
+            return torch.stack(halves, dim=1)
+        if not speedups.share_down_path:
             sample = sample.repeat(2, 1, 1, 1, 1)
             down, mid = [r.repeat(2, 1, 1, 1, 1) for r in down], mid.repeat(2, 1, 1, 1, 1)
-        rows = len(windows) * halves * sample.shape[2]
-        cond_rows = torch.ones(rows, dtype=torch.bool, device=self.device)
-        if do_cfg:
-            cond_rows[: rows // 2] = False  # first half of the rows: unconditional, without the reference
-        self.reference_state.cond_rows = cond_rows
-        eps = self.models.unet(sample, t, text, down, mid, cfg_copies=cfg_copies)
-        return eps.float().reshape(halves, len(windows), *eps.shape[1:]).transpose(0, 1)
+            eps = self._run_unet(sample, t, text, down, mid, (False, True), speedups, cfg_copies=1)
+        else:
+            eps = self._run_unet(sample, t, text, down, mid, (False, True), speedups, cfg_copies=2)
+        return eps.reshape(2, len(windows), *eps.shape[1:]).transpose(0, 1)
+
+    def _run_unet(
+        self,
+        sample: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        down: list[torch.Tensor],
+        mid: torch.Tensor,
+        cond: tuple[bool, ...],
+        speedups: Speedups,
+        cfg_copies: int = 1,
+    ) -> torch.Tensor:
+        """One UNet3D call whose output rows are the blocks `cond` (False: without the reference)."""
+        frames = sample.shape[2]
+        rows_per_block = (sample.shape[0] * cfg_copies // len(cond)) * frames
+        self.reference_state.cond_rows = torch.tensor(cond, device=self.device).repeat_interleave(rows_per_block)
+        unet = self._compiled_unet if speedups.compile else self.models.unet
+        return unet(sample, t, text, down, mid, cfg_copies=cfg_copies).float()
 
     @staticmethod
     def _check_inputs(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from magicanimate_core import pipeline as pipeline_module
 from magicanimate_core.pipeline import Speedups
+from magicanimate_core.scheduling import make_scheduler
 
 VIDEO_MAX, VIDEO_MEAN, LATENTS_MAX, EPS_MAX, RAW_MAX, CONDITIONING_MAX = 1e-3, 5e-5, 2e-2, 5e-3, 1e-3, 1e-5
 
@@ -12,11 +14,18 @@ VIDEO_MAX, VIDEO_MEAN, LATENTS_MAX, EPS_MAX, RAW_MAX, CONDITIONING_MAX = 1e-3, 5
 def run_recorded(pipe, case, monkeypatch, speedups: Speedups | None = None):
     """Run a case, recording per-step latents, guided eps and the raw UNet output of step 0."""
     latents, guided, raw = {}, [], []
-    original_step, original_call = pipe.scheduler.step, pipe._unet_call
+    original_call = pipe._unet_call
 
-    def record_step(model_output, *args, **kwargs):
-        guided.append(model_output.clone())
-        return original_step(model_output, *args, **kwargs)
+    def recording_scheduler(name: str):
+        scheduler = make_scheduler(name)
+        original_step = scheduler.step
+
+        def record_step(model_output, *args, **kwargs):
+            guided.append(model_output.clone())
+            return original_step(model_output, *args, **kwargs)
+
+        scheduler.step = record_step
+        return scheduler
 
     def record_call(*args, **kwargs):
         eps = original_call(*args, **kwargs)
@@ -24,7 +33,7 @@ def run_recorded(pipe, case, monkeypatch, speedups: Speedups | None = None):
             raw.extend(eps.clone())  # one [halves, 4, F, h, w] entry per window
         return eps
 
-    monkeypatch.setattr(pipe.scheduler, "step", record_step)
+    monkeypatch.setattr(pipeline_module, "make_scheduler", recording_scheduler)
     monkeypatch.setattr(pipe, "_unet_call", record_call)
     video = pipe(
         case.reference,
@@ -58,17 +67,21 @@ def test_case_matches_original(request, tiny_pipeline, monkeypatch, case_name: s
     assert error.max() <= VIDEO_MAX and error.mean() <= VIDEO_MEAN
 
 
-def test_speedups_off_and_batched_windows_give_the_same_video(tiny_pipeline, case_b, monkeypatch) -> None:
+def test_exact_speedups_and_memory_levers_keep_the_output(tiny_pipeline, case_b, monkeypatch) -> None:
     baseline, *_ = run_recorded(tiny_pipeline, case_b, monkeypatch)
     monkeypatch.undo()
     slow, *_ = run_recorded(
         tiny_pipeline,
         case_b,
         monkeypatch,
-        Speedups(share_down_path=False, cache_reference_kv=False, windows_per_call=1, decode_batch_size=1),
+        Speedups.none(),
     )
     monkeypatch.undo()
     batched, *_ = run_recorded(tiny_pipeline, case_b, monkeypatch, Speedups(windows_per_call=3, decode_batch_size=32))
-    assert (slow - baseline).abs().max() <= 1e-4
-    assert (batched - baseline).abs().max() <= 1e-4
+    monkeypatch.undo()
+    levers, *_ = run_recorded(
+        tiny_pipeline, case_b, monkeypatch, Speedups(sequential_cfg=True, offload=True, channels_last=True)
+    )
+    for video in (slow, batched, levers):
+        assert (video - baseline).abs().max() <= 1e-4
     assert (batched - case_b.outputs["video"]).abs().max() <= VIDEO_MAX

@@ -1,0 +1,38 @@
+"""ControlNet residuals per frame, kept only while a context window still needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+ComputeResiduals = Callable[[list[int]], list[list[torch.Tensor]]]
+
+
+class ControlResidualCache:
+    """Residuals for one denoising step: computed once per frame on first use, dropped after last use.
+
+    ControlNet is a per-frame function, so this gives the reference's numbers while holding at most the
+    frames shared by overlapping windows (and the wrap-around of the closed loop), never the whole clip.
+    """
+
+    def __init__(self, compute: ComputeResiduals, windows: list[list[int]]) -> None:
+        self.compute = compute
+        self.last_use = {frame: i for i, window in enumerate(windows) for frame in window}
+        self.frames: dict[int, list[torch.Tensor]] = {}
+
+    def for_windows(self, windows: list[list[int]]) -> list[torch.Tensor]:
+        """Residuals `[len(windows), C, F, h, w]` per level (12 down levels, then mid) for the windows."""
+        needed = sorted({f for window in windows for f in window} - self.frames.keys())
+        if needed:
+            self.frames.update(zip(needed, self.compute(needed)))
+        levels = len(next(iter(self.frames.values())))
+        return [
+            torch.stack([torch.stack([self.frames[f][level] for f in window], dim=1) for window in windows])
+            for level in range(levels)
+        ]
+
+    def release(self, window_index: int) -> None:
+        """Forget the frames whose last window was `window_index`."""
+        for frame in [f for f, last in self.last_use.items() if last == window_index]:
+            self.frames.pop(frame, None)

@@ -1,0 +1,46 @@
+"""A pre-flight estimate of device memory, so a run that cannot fit says so before it starts."""
+
+from __future__ import annotations
+
+import torch
+
+from .options import Speedups
+
+# Rough per-row activation peak of one SD1.5 UNet3D row at 64x64 latents with memory-efficient attention
+# (skips kept for the up path ~7 M elements, GEGLU intermediate ~10 M, ResNet temporaries): an estimate,
+# deliberately on the high side. VAE decoding keeps ~150 M elements alive per 512x512 frame.
+UNET_ELEMENTS_PER_ROW_64 = 24e6
+VAE_ELEMENTS_PER_FRAME_512 = 150e6
+
+
+def estimate_device_bytes(
+    weight_bytes: int,
+    height: int,
+    width: int,
+    context_frames: int,
+    dtype: torch.dtype,
+    speedups: Speedups,
+    guidance: bool = True,
+) -> int:
+    """Resident weights plus the larger of one UNet call's and one VAE decode call's activations."""
+    element = torch.finfo(dtype).bits // 8
+    area = (height // 8) * (width // 8) / 4096
+    halves = 2 if guidance and not speedups.sequential_cfg else 1
+    rows = halves * context_frames * speedups.windows_per_call
+    unet = rows * UNET_ELEMENTS_PER_ROW_64 * area * element
+    vae = speedups.decode_batch_size * VAE_ELEMENTS_PER_FRAME_512 * area * element
+    return int(weight_bytes + max(unet, vae))
+
+
+def check_fits(estimate: int, device: torch.device) -> None:
+    """Raise `MemoryError` naming the levers when a CUDA device has less free memory than `estimate`."""
+    if device.type != "cuda":
+        return
+    free, _ = torch.cuda.mem_get_info(device)
+    if estimate > free:
+        raise MemoryError(
+            f"this run needs about {estimate / 2**30:.1f} GiB on {device} but {free / 2**30:.1f} GiB are free. "
+            "Levers: dtype fp16/bf16; decode_batch_size=1; windows_per_call=1; sequential_cfg=True (guidance "
+            "halves one after the other); offload=True (each model on the GPU only while it runs); a smaller "
+            "size (e.g. 384x384) or context_frames=12."
+        )

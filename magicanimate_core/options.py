@@ -1,0 +1,66 @@
+"""Knobs of the sampler: output-changing options (off by default) and exact speed-ups/memory levers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Choices that change the output; the defaults are the original's."""
+
+    closed_loop: bool = True  # the last window wraps around to the first frames
+    window_weighting: str = "average"  # or "pyramid": favour window centres when fusing overlaps
+    scheduler: str = "ddim"  # or "dpmpp": DPM-Solver++ (2M), good with fewer steps
+    guidance_until: float = 1.0  # fraction of the steps that use classifier-free guidance
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.guidance_until <= 1.0:
+            raise ValueError(f"guidance_until must be in [0, 1]; got {self.guidance_until}")
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """`name=value` for every option that differs from the original's behaviour."""
+        default = SamplingOptions()
+        return tuple(
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        )
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """Switches that leave the output unchanged (up to floating-point reordering).
+
+    The last two are memory levers: slower, for devices that cannot hold a whole window's work.
+    """
+
+    share_down_path: bool = True  # both guidance halves share the UNet's down path: run it once
+    cache_reference_kv: bool = True  # project reference tokens with to_k/to_v once per block per step
+    windows_per_call: int = 1  # context windows batched into one UNet call
+    decode_batch_size: int = 8  # frames per VAE decode call
+    channels_last: bool | None = None  # NHWC convolutions; None = on for CUDA only
+    compile: bool = False  # torch.compile the UNet (fixed window shapes; first call is slow)
+    sequential_cfg: bool = False  # memory lever: the two guidance halves in separate UNet calls
+    offload: bool = False  # memory lever: each model on the device only while it runs
+    enabled: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        if self.windows_per_call < 1 or self.decode_batch_size < 1:
+            raise ValueError("windows_per_call and decode_batch_size must be at least 1")
+        flags = ("share_down_path", "cache_reference_kv", "channels_last", "compile", "sequential_cfg", "offload")
+        names = [name for name in flags if getattr(self, name)]
+        names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
+        object.__setattr__(self, "enabled", tuple(names))
+
+    @classmethod
+    def none(cls) -> Speedups:
+        """Every exact speed-up off: the original's way of computing (for measuring their effect)."""
+        return cls(
+            share_down_path=False,
+            cache_reference_kv=False,
+            windows_per_call=1,
+            decode_batch_size=1,
+            channels_last=False,
+        )

@@ -1,0 +1,73 @@
+"""`python -m densepose_node extract VIDEO -o OUT.mp4`: a driving video -> a DensePose motion video."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .backends import BACKENDS, BackendUnavailable, load_estimator
+from .extract import FITS, extract_densepose
+from .render import COLORMAPS
+from .video_io import read_video, write_video
+from .weights import WEIGHTS_FILENAME
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m densepose_node", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    extract = commands.add_parser("extract", help="render DensePose frames for every frame of a video")
+    extract.add_argument("video", help="input video file")
+    extract.add_argument("-o", "--output", required=True, help="output video; the format follows the suffix")
+    extract.add_argument("--weights", required=True, help=f"DensePose weights ({WEIGHTS_FILENAME} or .safetensors)")
+    extract.add_argument("--backend", choices=BACKENDS, default="auto")
+    extract.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    extract.add_argument("--score-threshold", type=float, default=0.05, help="0.05 = vid2densepose")
+    extract.add_argument("--max-people", type=int, default=0, help="keep the N most confident people (0 = all)")
+    extract.add_argument("--colormap", choices=COLORMAPS, default="viridis")
+    extract.add_argument("--fit", choices=FITS, default="source", help="source size, or a square by crop / pad")
+    extract.add_argument("--size", type=int, default=512, help="side of the square output for crop / pad")
+    extract.add_argument("--smooth", action="store_true", help="per-pixel label majority over +-1 frame")
+    extract.add_argument("--frame-load-cap", type=int, default=0, help="stop after N frames (0 = all)")
+    extract.add_argument("--skip-first-frames", type=int, default=0)
+    extract.add_argument("--select-every-nth", type=int, default=1)
+    extract.add_argument("--force-rate", type=float, default=0.0, help="resample to this fps first (0 = source)")
+    extract.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    return parser
+
+
+def run_extract(args: argparse.Namespace) -> None:
+    info, frames = read_video(
+        args.video,
+        frame_load_cap=args.frame_load_cap,
+        skip_first_frames=args.skip_first_frames,
+        select_every_nth=args.select_every_nth,
+        force_rate=args.force_rate,
+    )
+    estimator = load_estimator(args.backend, args.weights, args.device, args.score_threshold)
+
+    def progress(done: int) -> None:
+        print(f"\r{estimator.name}: frame {done}", end="", file=sys.stderr, flush=True)
+
+    rendered = extract_densepose(
+        frames,
+        estimator,
+        colormap=args.colormap,
+        max_people=args.max_people,
+        fit=args.fit,
+        size=args.size,
+        smooth=args.smooth,
+        progress=progress,
+    )
+    path = write_video(args.output, rendered, info.output_fps, overwrite=args.overwrite)
+    print(f"\nwrote {path}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run_extract(args)
+    except (BackendUnavailable, FileNotFoundError, FileExistsError, ValueError) as error:  # WeightsError too
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,90 @@
+"""OpenCV's COLORMAP_VIRIDIS and COLORMAP_PARULA, frozen as data (256 RGB entries each, hex).
+
+Taken from `cv2.applyColorMap` (OpenCV 4.10 and 5.0 agree; viridis = matplotlib's viridis rounded to
+uint8), so rendering never needs OpenCV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_VIRIDIS_HEX = (
+    "44015444025645045745055946075a46085c460a5d460b5e"
+    "470d60470e61471063471164471365481467481668481769"
+    "48186a481a6c481b6d481c6e481d6f481f70482071482173"
+    "482374482475482576482677482878482979472a7a472c7a"
+    "472d7b472e7c472f7d46307e46327e46337f463480453581"
+    "453781453882443983443a83443b84433d84433e85423f85"
+    "4240864241864142874144874045884046883f47883f4889"
+    "3e49893e4a893e4c8a3d4d8a3d4e8a3c4f8a3c508b3b518b"
+    "3b528b3a538b3a548c39558c39568c38588c38598c375a8c"
+    "375b8d365c8d365d8d355e8d355f8d34608d34618d33628d"
+    "33638d32648e32658e31668e31678e31688e30698e306a8e"
+    "2f6b8e2f6c8e2e6d8e2e6e8e2e6f8e2d708e2d718e2c718e"
+    "2c728e2c738e2b748e2b758e2a768e2a778e2a788e29798e"
+    "297a8e297b8e287c8e287d8e277e8e277f8e27808e26818e"
+    "26828e26828e25838e25848e25858e24868e24878e23888e"
+    "23898e238a8d228b8d228c8d228d8d218e8d218f8d21908d"
+    "21918c20928c20928c20938c1f948c1f958b1f968b1f978b"
+    "1f988b1f998a1f9a8a1e9b8a1e9c891e9d891f9e891f9f88"
+    "1fa0881fa1881fa1871fa28720a38620a48621a58521a685"
+    "22a78522a88423a98324aa8325ab8225ac8226ad8127ad81"
+    "28ae8029af7f2ab07f2cb17e2db27d2eb37c2fb47c31b57b"
+    "32b67a34b67935b77937b87838b9773aba763bbb753dbc74"
+    "3fbc7340bd7242be7144bf7046c06f48c16e4ac16d4cc26c"
+    "4ec36b50c46a52c56954c56856c66758c7655ac8645cc863"
+    "5ec96260ca6063cb5f65cb5e67cc5c69cd5b6ccd5a6ece58"
+    "70cf5773d05675d05477d1537ad1517cd2507fd34e81d34d"
+    "84d44b86d54989d5488bd6468ed64590d74393d74195d840"
+    "98d83e9bd93c9dd93ba0da39a2da37a5db36a8db34aadc32"
+    "addc30b0dd2fb2dd2db5de2bb8de29bade28bddf26c0df25"
+    "c2df23c5e021c8e020cae11fcde11dd0e11cd2e21bd5e21a"
+    "d8e219dae319dde318dfe318e2e418e5e419e7e419eae51a"
+    "ece51befe51cf1e51df4e61ef6e620f8e621fbe723fde725"
+)
+
+_PARULA_HEX = (
+    "352a87332c8a322e8d302f8f2f31922d33952c35982a379b"
+    "28389e273aa0253ca3243ea6223fa92141ac1f43af1d45b1"
+    "1c47b41a48b7194aba174cbd164ebf1450c21251c51153c8"
+    "0f55cb0e57ce0c58d00b5ad3095cd6085ed90660dc0461df"
+    "0363e10464e10465e00566e00567df0668df066adf076bde"
+    "076cde086ddd086edd096fdc0970dc0a71dc0b72db0b73db"
+    "0c74da0c75da0d76da0d77d90e78d90e7ad80f7bd80f7cd8"
+    "107dd7107ed7117fd61180d61281d61382d51383d51484d4"
+    "1485d41386d31387d31388d3128ad2128bd2118cd1118dd1"
+    "108ed0108fd00f90d00f91cf0f92cf0e93ce0e94ce0d95cd"
+    "0d96cd0c97cc0c98cc0c9acc0b9bcb0b9ccb0a9dca0a9eca"
+    "099fc909a0c908a1c808a2c808a3c807a4c707a5c706a6c6"
+    "07a7c608a8c40aa8c30ba9c20da9c10eaabf10abbe12abbd"
+    "13acbb15acba16adb918adb819aeb61bafb51dafb41eb0b3"
+    "20b0b121b1b023b1af24b2ae26b3ac28b3ab29b4aa2bb4a9"
+    "2cb5a72eb5a62fb6a531b6a433b7a234b8a136b8a037b99f"
+    "39b99d3cb99c3fb99b42ba9945ba9848ba974aba954dba94"
+    "50bb9353bb9156bb9058bb8e5bbb8d5ebc8c61bc8a64bc89"
+    "67bc8869bc866cbc856fbd8472bd8275bd8178bd807abd7e"
+    "7dbe7d80be7c83be7a86be7988be788bbf768ebf7591bf74"
+    "93bf7296bf7298bf719abe709cbe6f9fbe6ea1be6da3be6c"
+    "a5be6ba7bd6aaabd69acbd68aebd68b0bd67b3bd66b5bd65"
+    "b7bc64b9bc63bbbc62bebc61c0bc60c2bc5fc4bb5ec7bb5e"
+    "c9bb5dcbbb5ccdbb5bd0bb5ad2bb59d4ba58d6ba57d8ba56"
+    "daba55dbbb54dcbc53ddbc51debd50dfbe4fe0be4ee2bf4c"
+    "e3bf4be4c04ae5c149e6c147e7c246e8c345e9c343eac442"
+    "ebc541ecc540eec63eefc63df0c73cf1c83bf2c839f3c938"
+    "f4ca37f5ca36f6cb34f7cb33f9cc32facd31fbcd2ffcce2e"
+    "fccf2dfcd12cfcd22bfcd32afcd529fbd628fbd827fbd926"
+    "fbdb25fbdc24fbdd23fbdf22fbe021fbe220fbe31ffbe41e"
+    "fae61dfae71cfae91bfaea1afaeb19faed18faee17faf016"
+    "faf115faf314f9f413f9f512f9f711f9f810f9fa0ff9fb0e"
+)
+
+
+def _table(hex_rows: tuple[str, ...]) -> np.ndarray:
+    data = bytes.fromhex("".join(hex_rows))
+    table = np.frombuffer(data, dtype=np.uint8).reshape(256, 3).copy()
+    table.setflags(write=False)
+    return table
+
+
+VIRIDIS: np.ndarray = _table(_VIRIDIS_HEX)
+PARULA: np.ndarray = _table(_PARULA_HEX)

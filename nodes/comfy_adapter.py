@@ -1,0 +1,176 @@
+"""The pack's only door to ComfyUI (folder_paths, comfy.utils, comfy.model_management, comfy.cli_args).
+
+Every ComfyUI module is imported when first needed, so the node classes import and run in tests without
+ComfyUI: lists are then empty, progress and interrupts are no-ops, devices come from torch, and anything
+that needs ComfyUI's folders raises a RuntimeError saying so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import torch
+
+
+class Progress(Protocol):
+    def update_absolute(self, value: int, total: int | None = None, preview: Any = None) -> None: ...
+
+
+class _NoProgress:
+    def update_absolute(self, value: int, total: int | None = None, preview: Any = None) -> None:
+        pass
+
+
+def _optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _folder_paths() -> ModuleType:
+    module = _optional("folder_paths")
+    if module is None:
+        raise RuntimeError("ComfyUI's folder_paths is not importable: this node must run inside ComfyUI")
+    return module
+
+
+def _args() -> Any:
+    cli_args = _optional("comfy.cli_args")
+    return getattr(cli_args, "args", None)
+
+
+# --- folders ---------------------------------------------------------------------------------------------
+
+
+def input_directory() -> Path:
+    return Path(os.path.realpath(_folder_paths().get_input_directory()))
+
+
+def output_directory() -> Path:
+    return Path(os.path.realpath(_folder_paths().get_output_directory()))
+
+
+def temp_directory() -> Path:
+    return Path(os.path.realpath(_folder_paths().get_temp_directory()))
+
+
+def input_files(suffixes: frozenset[str]) -> list[str]:
+    """Sorted names of the top-level files in ComfyUI's input folder with one of `suffixes` (lowercase)."""
+    if _optional("folder_paths") is None:
+        return []
+    folder = input_directory()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def register_model_folder(name: str) -> None:
+    """Make `models/<name>` a model folder unless it (or a user path for it) is already registered."""
+    folder_paths = _optional("folder_paths")
+    if folder_paths is None:
+        return
+    default = os.path.join(folder_paths.models_dir, name)
+    registered = folder_paths.folder_names_and_paths.get(name)
+    if registered is None or default not in registered[0]:
+        folder_paths.add_model_folder_path(name, default)
+
+
+def model_folders(name: str) -> list[Path]:
+    """The registered directories of model folder `name` (empty without ComfyUI)."""
+    folder_paths = _optional("folder_paths")
+    if folder_paths is None or name not in folder_paths.folder_names_and_paths:
+        return []
+    return [Path(p) for p in folder_paths.get_folder_paths(name)]
+
+
+def model_files(name: str) -> list[str]:
+    """ComfyUI's file list for model folder `name` (empty without ComfyUI)."""
+    folder_paths = _optional("folder_paths")
+    if folder_paths is None or name not in folder_paths.folder_names_and_paths:
+        return []
+    return list(folder_paths.get_filename_list(name))
+
+
+def model_file(name: str, filename: str) -> Path:
+    """The full path of `filename` in model folder `name`; FileNotFoundError naming both otherwise."""
+    path = _folder_paths().get_full_path(name, filename)
+    if path is None:
+        raise FileNotFoundError(f"'{filename}' is not in the models/{name} folder; put the file there and refresh")
+    return Path(path)
+
+
+def save_path(prefix: str, width: int, height: int) -> tuple[Path, str, int, str]:
+    """(folder, file stem, first free counter, subfolder) for `prefix`, by ComfyUI's rules.
+
+    ComfyUI refuses prefixes that leave the output folder and creates missing subfolders.
+    """
+    folder, stem, counter, subfolder, _ = _folder_paths().get_save_image_path(
+        prefix, str(output_directory()), width, height
+    )
+    return Path(folder), stem, counter, subfolder
+
+
+# --- execution -------------------------------------------------------------------------------------------
+
+
+def progress_bar(total: int) -> Progress:
+    utils = _optional("comfy.utils")
+    return utils.ProgressBar(total) if utils is not None else _NoProgress()
+
+
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's InterruptProcessingException when the user pressed Cancel."""
+    management = _model_management()
+    if management is not None:
+        management.throw_exception_if_processing_interrupted()
+
+
+def _model_management() -> ModuleType | None:
+    if _optional("folder_paths") is None:  # comfy.model_management only initialises inside ComfyUI
+        return None
+    return _optional("comfy.model_management")
+
+
+def torch_device() -> torch.device:
+    management = _model_management()
+    if management is not None:
+        return management.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device() -> torch.device:
+    management = _model_management()
+    return management.unet_offload_device() if management is not None else torch.device("cpu")
+
+
+def intermediate_device() -> torch.device:
+    management = _model_management()
+    return management.intermediate_device() if management is not None else torch.device("cpu")
+
+
+def soft_empty_cache() -> None:
+    management = _model_management()
+    if management is not None:
+        management.soft_empty_cache()
+
+
+# --- command-line flags ----------------------------------------------------------------------------------
+
+
+def metadata_enabled() -> bool:
+    """False when ComfyUI runs with --disable-metadata."""
+    return not getattr(_args(), "disable_metadata", False)
+
+
+def preview_size() -> int | None:
+    """Largest preview side in pixels, or None when ComfyUI runs with the (default) `--preview-method none`."""
+    args = _args()
+    method = getattr(args, "preview_method", None)
+    if method is None or str(getattr(method, "value", method)) == "none":
+        return None
+    return int(getattr(args, "preview_size", 512))

@@ -1,0 +1,42 @@
+"""Files picked from ComfyUI's input folder: listing, validation (no path traversal) and change hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from . import comfy_adapter as comfy
+
+
+def check_choice(name: str, choices: list[str]) -> str | None:
+    """Why `name` cannot be loaded from the input folder (None when it can).
+
+    The name must be one of the listed `choices`, and must resolve (symlinks included) to an existing
+    file inside the input folder: "../x", absolute paths and links that leave the folder are refused.
+    """
+    folder = comfy.input_directory()
+    real = os.path.realpath(folder / name)
+    if os.path.commonpath([str(folder), real]) != str(folder):
+        return f"'{name}' is outside ComfyUI's input folder ({folder}); pick a file from the list or upload it"
+    if not os.path.isfile(real):
+        return f"'{name}' does not exist in ComfyUI's input folder ({folder}); upload it or refresh the list"
+    if name not in choices:
+        return f"'{name}' is not one of the files offered in ComfyUI's input folder ({folder})"
+    return None
+
+
+def resolve(name: str, choices: list[str]) -> Path:
+    """The path of input file `name`, or ValueError with the reason from `check_choice`."""
+    problem = check_choice(name, choices)
+    if problem is not None:
+        raise ValueError(problem)
+    return comfy.input_directory() / name
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

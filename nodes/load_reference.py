@@ -1,0 +1,74 @@
+"""MagicAnimate_LoadReference: the reference picture, fitted to the animation size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..magicanimate_core.preprocess import FIT_MODES, fit_image
+from . import comfy_adapter as comfy
+from . import input_files
+
+IMAGE_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def read_rgba(path: str) -> np.ndarray:
+    """Any PIL image (EXIF orientation applied; palette, grey, CMYK converted) -> float RGBA [H, W, 4]."""
+    with Image.open(path) as image:
+        rgba = ImageOps.exif_transpose(image).convert("RGBA")
+    return np.asarray(rgba, dtype=np.float32) / 255
+
+
+class MagicAnimate_LoadReference:
+    DESCRIPTION = (
+        "Loads the picture of the person to animate from ComfyUI's input folder and fits it to the animation "
+        "size. MagicAnimate works best on square 512x512 inputs: 'pad' (edge padding, as the original "
+        "authors advise) keeps the whole picture, 'crop' keeps its centre."
+    )
+    CATEGORY = "MagicAnimate"
+    FUNCTION = "load"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("image", "mask")
+    OUTPUT_TOOLTIPS = ("The fitted reference, one image [1, H, W, 3].", "1 where the picture is transparent.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"default": 512, "min": 8, "max": 2048, "step": 8}
+        return {
+            "required": {
+                "image": (
+                    comfy.input_files(IMAGE_SUFFIXES),
+                    {"image_upload": True, "tooltip": "A picture in ComfyUI's input folder (upload one here)."},
+                ),
+                "fit": (
+                    FIT_MODES,
+                    {
+                        "default": "pad",
+                        "tooltip": (
+                            "How to reach width x height: crop = scale and cut the centre, pad = scale and extend the "
+                            "edges, stretch = distort, none = keep the picture's own size."
+                        ),
+                    },
+                ),
+                "width": ("INT", {**size, "tooltip": "Target width; a multiple of 8, equal to the motion's."}),
+                "height": ("INT", {**size, "tooltip": "Target height; a multiple of 8, equal to the motion's."}),
+            }
+        }
+
+    def load(self, image: str, fit: str, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+        path = input_files.resolve(image, comfy.input_files(IMAGE_SUFFIXES))
+        rgba = torch.from_numpy(read_rgba(str(path)))
+        rgb = fit_image(rgba[..., :3], width, height, fit)
+        alpha = fit_image(rgba[..., 3:].expand(-1, -1, 3), width, height, fit)[..., 0]
+        device = comfy.intermediate_device()
+        return rgb[None].float().to(device), (1 - alpha)[None].float().to(device)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image: str) -> bool | str:
+        problem = input_files.check_choice(image, comfy.input_files(IMAGE_SUFFIXES))
+        return True if problem is None else problem
+
+    @classmethod
+    def IS_CHANGED(cls, image: str, **_: object) -> str:
+        return input_files.file_hash(comfy.input_directory() / image)

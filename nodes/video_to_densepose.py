@@ -1,0 +1,141 @@
+"""MagicAnimate_VideoToDensePose: ordinary video frames -> DensePose motion frames for the sampler."""
+
+from __future__ import annotations
+
+import torch
+
+from ..densepose_node.backends import BACKENDS, load_estimator
+from ..densepose_node.extract import FITS, extract_densepose
+from ..densepose_node.render import COLORMAPS
+from . import comfy_adapter as comfy
+from .images import from_uint8, to_uint8
+
+WEIGHTS_FOLDER = "densepose"
+
+
+class MagicAnimate_VideoToDensePose:
+    DESCRIPTION = (
+        "Turns video frames of a person into DensePose frames (body parts coloured as MagicAnimate was "
+        "trained on: viridis on a purple background). Uses the built-in DensePose R-CNN, or detectron2 when "
+        "installed. Weights go in models/densepose."
+    )
+    CATEGORY = "MagicAnimate"
+    FUNCTION = "extract"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("densepose",)
+    OUTPUT_TOOLTIPS = ("DensePose frames [F, H, W, 3], one per input frame.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Video frames [F, H, W, 3] from any loader."}),
+                "backend": (
+                    list(BACKENDS),
+                    {
+                        "default": "auto",
+                        "tooltip": (
+                            "auto = detectron2 when installed, else builtin; builtin = the pack's own PyTorch "
+                            "DensePose R-CNN; detectron2 = the reference implementation (must be installed)."
+                        ),
+                    },
+                ),
+                "weights": (
+                    comfy.model_files(WEIGHTS_FOLDER),
+                    {"tooltip": ("DensePose R-CNN weights in models/densepose (e.g. model_final_162be9.pkl).")},
+                ),
+                "score_threshold": (
+                    "FLOAT",
+                    {
+                        "default": 0.05,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.01,
+                        "tooltip": (
+                            "Minimum person detection score; 0.05 matches vid2densepose, 0.5-0.8 removes ghosts."
+                        ),
+                    },
+                ),
+                "max_people": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 100,
+                        "tooltip": ("Keep only the highest-scoring people (0 = all)."),
+                    },
+                ),
+                "output_fit": (
+                    list(FITS),
+                    {
+                        "default": "source",
+                        "tooltip": (
+                            "source = keep the video's size; crop / pad = square output_size frames (centre crop, "
+                            "or background added on the short sides)."
+                        ),
+                    },
+                ),
+                "output_size": (
+                    "INT",
+                    {
+                        "default": 512,
+                        "min": 8,
+                        "max": 2048,
+                        "step": 8,
+                        "tooltip": ("Side of the square output for crop / pad (ignored for source)."),
+                    },
+                ),
+                "colormap": (
+                    list(COLORMAPS),
+                    {
+                        "default": "viridis",
+                        "tooltip": (
+                            "viridis on purple = MagicAnimate; parula on black = CivitAI DensePose ControlNets."
+                        ),
+                    },
+                ),
+            },
+            "optional": {
+                "temporal_smoothing": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Majority vote of each pixel's part over 3 frames: less DensePose flicker.",
+                    },
+                ),
+            },
+        }
+
+    def extract(
+        self,
+        images: torch.Tensor,
+        backend: str,
+        weights: str,
+        score_threshold: float,
+        max_people: int,
+        output_fit: str,
+        output_size: int,
+        colormap: str,
+        temporal_smoothing: bool = False,
+    ) -> tuple[torch.Tensor]:
+        if images.shape[0] == 0:
+            raise ValueError("images holds no frames: nothing to convert to DensePose")
+        estimator = load_estimator(backend, comfy.model_file(WEIGHTS_FOLDER, weights), device=comfy.torch_device())
+        progress = comfy.progress_bar(images.shape[0])
+
+        def on_frame(done: int) -> None:
+            comfy.throw_if_interrupted()
+            progress.update_absolute(done)
+
+        frames = extract_densepose(
+            to_uint8(images),
+            estimator,
+            colormap=colormap,
+            score_threshold=score_threshold,
+            max_people=max_people,
+            fit=output_fit,
+            size=output_size,
+            smooth=temporal_smoothing,
+            progress=on_frame,
+        )
+        return (from_uint8(frames),)

@@ -1,0 +1,28 @@
+"""Without ComfyUI the adapter degrades: node definitions still build, progress and cancel are no-ops."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def adapter(pack, monkeypatch):
+    for name in ("folder_paths", "comfy", "comfy.utils", "comfy.model_management", "comfy.cli_args"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ImportError
+    return pack.nodes.comfy_adapter
+
+
+def test_without_comfyui(adapter, pack):
+    assert adapter.input_files(frozenset({".png"})) == [] and adapter.model_files("checkpoints") == []
+    assert adapter.model_folders("magicanimate") == []
+    adapter.register_model_folder("magicanimate")
+    adapter.progress_bar(3).update_absolute(1, 3, None)
+    adapter.throw_if_interrupted()
+    assert adapter.metadata_enabled() is True and adapter.preview_size() is None
+    assert str(adapter.offload_device()) == "cpu"
+    with pytest.raises(RuntimeError, match="folder_paths is not importable"):
+        adapter.input_directory()
+    for key, node in pack.NODE_CLASS_MAPPINGS.items():
+        assert node.INPUT_TYPES()["required"], key

@@ -7,7 +7,10 @@ import math
 import torch
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
+from einops import rearrange
 from torch import nn
+
+from .frames import frames_to_batch
 
 MAX_FRAMES = 24
 """Length of the motion module's positional encoding: the largest context window it can see."""
@@ -78,16 +81,13 @@ class TemporalTransformer3D(nn.Module):
         self.proj_out = nn.Linear(channels, channels)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = video.shape
-        frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-        frames = self.norm(frames)  # per frame: statistics over (C/G, H, W)
-        tokens = frames.reshape(b, f, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, f, c)
-        tokens = self.proj_in(tokens)
+        b, _, f, h, w = video.shape
+        frames = self.norm(frames_to_batch(video))  # per frame: statistics over (C/G, H, W)
+        tokens = self.proj_in(rearrange(frames, "(b f) c h w -> (b h w) f c", b=b))
         for block in self.transformer_blocks:
             tokens = block(tokens)
         tokens = self.proj_out(tokens)
-        out = tokens.reshape(b, h, w, f, c).permute(0, 4, 3, 1, 2)
-        return out + video
+        return rearrange(tokens, "(b h w) f c -> b c f h w", b=b, h=h, w=w) + video
 
 
 class MotionModule(nn.Module):

@@ -28,22 +28,33 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--fit", choices=FITS, default="source", help="source size, or a square by crop / pad")
     extract.add_argument("--size", type=int, default=512, help="side of the square output for crop / pad")
     extract.add_argument("--smooth", action="store_true", help="per-pixel label majority over +-1 frame")
-    extract.add_argument("--frame-load-cap", type=int, default=0, help="stop after N frames (0 = all)")
-    extract.add_argument("--skip-first-frames", type=int, default=0)
-    extract.add_argument("--select-every-nth", type=int, default=1)
-    extract.add_argument("--force-rate", type=float, default=0.0, help="resample to this fps first (0 = source)")
     extract.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_frame_selection_arguments(extract.add_argument_group("video loading (as VideoHelperSuite's Load Video)"))
     return parser
 
 
-def run_extract(args: argparse.Namespace) -> None:
-    info, frames = read_video(
-        args.video,
-        frame_load_cap=args.frame_load_cap,
-        skip_first_frames=args.skip_first_frames,
-        select_every_nth=args.select_every_nth,
-        force_rate=args.force_rate,
+def add_frame_selection_arguments(group: argparse._ActionsContainer) -> None:
+    """The VideoHelperSuite-style loading controls, shared by both command lines."""
+    group.add_argument("--frame-load-cap", type=int, default=0, help="load at most this many frames (0 = all)")
+    group.add_argument("--skip-first-frames", type=int, default=0, help="drop this many frames first")
+    group.add_argument("--select-every-nth", type=int, default=1, help="keep every n-th frame (default 1)")
+    group.add_argument(
+        "--force-rate", type=float, default=0.0, help="resample to this frame rate before selecting (0 = source)"
     )
+
+
+def frame_selection(args: argparse.Namespace) -> dict[str, int | float]:
+    """`read_video` keyword arguments from the parsed frame-selection options."""
+    return {
+        "frame_load_cap": args.frame_load_cap,
+        "skip_first_frames": args.skip_first_frames,
+        "select_every_nth": args.select_every_nth,
+        "force_rate": args.force_rate,
+    }
+
+
+def run_extract(args: argparse.Namespace) -> None:
+    info, frames = read_video(args.video, **frame_selection(args))
     estimator = load_estimator(args.backend, args.weights, args.device, args.score_threshold)
 
     def progress(done: int) -> None:

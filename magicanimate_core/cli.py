@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from densepose_node.cli import add_frame_selection_arguments, frame_selection
+
 from . import registry
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
 
@@ -100,16 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how reference and motion frames reach the working size: crop (cover, centre "
         "crop), pad (edge-pad to the aspect ratio; default), stretch, none (keep as is)",
     )
-    video = animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)")
-    video.add_argument("--frame-load-cap", type=int, default=0, help="load at most this many frames (0 = all)")
-    video.add_argument("--skip-first-frames", type=int, default=0, help="drop this many frames first")
-    video.add_argument("--select-every-nth", type=int, default=1, help="keep every n-th frame (default 1)")
-    video.add_argument(
-        "--force-rate",
-        type=float,
-        default=0.0,
-        help="resample the video to this frame rate before selecting (0 = source rate)",
-    )
+    add_frame_selection_arguments(animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)"))
     runtime = animate.add_argument_group("runtime")
     runtime.add_argument(
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1 ..."
@@ -316,13 +309,7 @@ def _read_noise(path: Path) -> torch.Tensor:
 def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[np.ndarray]:
     from densepose_node.video_io import read_video
 
-    _, frames = read_video(
-        args.motion,
-        frame_load_cap=args.frame_load_cap,
-        skip_first_frames=args.skip_first_frames,
-        select_every_nth=args.select_every_nth,
-        force_rate=args.force_rate,
-    )
+    _, frames = read_video(args.motion, **frame_selection(args))
     if not args.extract_densepose:
         return frames
     from densepose_node.backends import load_estimator

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from ..magicanimate_core.download import sha256_file
 from . import comfy_adapter as comfy
 
 
@@ -35,8 +35,5 @@ def resolve(name: str, choices: list[str]) -> Path:
 
 
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the file's content: ComfyUI re-runs a loader when it changes."""
+    return sha256_file(path).hexdigest()

@@ -157,8 +157,16 @@ class MagicAnimatePipeline:
 
     def estimate_device_bytes(self, height: int, width: int, context_frames: int, speedups: Speedups) -> int:
         """Device memory one run at this size needs, roughly (see `memory.py`)."""
-        sizes = [sum(p.numel() * p.element_size() for p in m.parameters()) for m in self.models.modules()]
-        resident = max(sizes) if speedups.offload else sum(sizes)
+
+        def weight_bytes(module: nn.Module) -> int:
+            return sum(p.numel() * p.element_size() for p in module.parameters())
+
+        if speedups.offload:  # one model at a time moves in
+            resident = max(weight_bytes(m) for m in self.models.modules())
+        else:  # weights already on the device are not free memory any more; only the others will arrive
+            resident = sum(
+                weight_bytes(m) for m in self.models.modules() if next(m.parameters()).device != self.execution_device
+            )
         return estimate_device_bytes(resident, height, width, context_frames, self.dtype, speedups)
 
     # ---- the sampler --------------------------------------------------------------------------

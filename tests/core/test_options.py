@@ -64,3 +64,14 @@ def test_a_run_that_cannot_fit_says_so_first(monkeypatch) -> None:
     ):
         memory.check_fits(3 * 2**30, torch.device("cuda"))
     memory.check_fits(2**29, torch.device("cuda"))
+
+
+def test_weights_already_on_the_device_are_not_counted_twice(tiny_pipeline) -> None:
+    weights = sum(p.numel() * p.element_size() for m in tiny_pipeline.models.modules() for p in m.parameters())
+    on_device = tiny_pipeline.estimate_device_bytes(64, 64, 16, Speedups())
+    home = tiny_pipeline.execution_device
+    try:
+        tiny_pipeline.execution_device = torch.device("meta")  # as if the weights had still to move there
+        assert tiny_pipeline.estimate_device_bytes(64, 64, 16, Speedups()) == on_device + weights
+    finally:
+        tiny_pipeline.execution_device = home

@@ -22,6 +22,7 @@ from densepose_node.cli import add_frame_selection_arguments, frame_selection
 
 from . import registry
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
+from .options import Speedups
 
 MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -112,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runtime.add_argument(
         "--download", action="store_true", help="download missing model files first (only those needed)"
+    )
+    runtime.add_argument(
+        "--sequential-cfg",
+        action="store_true",
+        help="memory lever: run the two guidance halves one after the other (same output, less GPU memory)",
+    )
+    runtime.add_argument(
+        "--offload",
+        action="store_true",
+        help="memory lever: keep each model on the GPU only while it runs (same output, slower)",
+    )
+    runtime.add_argument(
+        "--decode-batch-size", type=int, default=8, help="frames per VAE decode call (1 = least memory; default 8)"
     )
 
     download = commands.add_parser(
@@ -369,6 +383,9 @@ def animate(args: argparse.Namespace) -> int:
         context_frames=args.context_frames,
         context_overlap=args.context_overlap,
         callback=bar,
+        speedups=Speedups(
+            sequential_cfg=args.sequential_cfg, offload=args.offload, decode_batch_size=args.decode_batch_size
+        ),
     )
     bar.close()
     settings = {

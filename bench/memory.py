@@ -57,11 +57,15 @@ class PeakMemory:
             CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
         self.rss_before = status_bytes("VmRSS") or 0
 
-    def stop(self) -> tuple[int, int]:
-        """(peak device bytes, peak host growth): on CUDA the allocator's peak (weights included); on the
-        CPU device and host are the same memory, so both are the peak resident-set growth."""
-        host = (status_bytes("VmHWM") or 0) - self.rss_before
+    def stop(self) -> tuple[int, int, int]:
+        """(peak device bytes, peak host growth, peak resident set).
+
+        Device: on CUDA the allocator's peak, weights included; on the CPU, where device and host are the
+        same memory, the peak resident-set growth. The peak resident set includes the weights on the CPU.
+        """
+        peak = status_bytes("VmHWM") or 0
+        host = peak - self.rss_before
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            return torch.cuda.max_memory_allocated(self.device), host
-        return host, host
+            return torch.cuda.max_memory_allocated(self.device), host, peak
+        return host, host, peak

@@ -17,6 +17,7 @@ from .counters import CallCounter
 from .memory import PeakMemory
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+Inputs = tuple[torch.Tensor, torch.Tensor]  # reference [H, W, 3], motion [F, H, W, 3]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Timing:
     decode_seconds: float
     peak_device: int
     peak_host: int
+    peak_resident: int
     cpu_busy: float | None  # CPU runs: process CPU time / (wall time x threads); well below 1: others took cores
     video: torch.Tensor
 
@@ -76,7 +78,7 @@ def effective_speedups(speedups: Speedups, device: torch.device) -> list[str]:
     return names
 
 
-def random_inputs(height: int, width: int, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_inputs(height: int, width: int, frames: int, seed: int) -> Inputs:
     """A random reference image `[H, W, 3]` and random motion frames `[F, H, W, 3]`, both seeded."""
     reference = torch.rand((height, width, 3), generator=torch.Generator().manual_seed(seed))
     motion = torch.rand((frames, height, width, 3), generator=torch.Generator().manual_seed(seed + 1))
@@ -103,8 +105,8 @@ class Runner:
         if self.pipe.device.type == "cuda":
             torch.cuda.synchronize(self.pipe.device)
 
-    def _call(self, case: Case, frames: int, steps: int, callback: Any = None) -> torch.Tensor:
-        reference, motion = random_inputs(case.height, case.width, frames, self.seed)
+    def _call(self, case: Case, inputs: Inputs, steps: int, callback: Any = None) -> torch.Tensor:
+        reference, motion = inputs
         return self.pipe(
             reference,
             motion,
@@ -127,7 +129,7 @@ class Runner:
             key = (case.height, case.width, case.speedups)
             frames, steps = min(case.frames, 16), 1
         if key not in self._warm:
-            self._call(case, frames, steps)
+            self._call(case, random_inputs(case.height, case.width, frames, self.seed), steps)
             self._warm.add(key)
 
     def _timed(self, case: Case) -> Timing:
@@ -141,15 +143,18 @@ class Runner:
                 step_ends.append(time.perf_counter())
                 self.counter.end_step()
 
+        inputs = random_inputs(case.height, case.width, case.frames, self.seed)  # the caller's, not the run's
         self.memory.start()
         cpu_start, start = time.process_time(), time.perf_counter()
-        video = self._call(case, case.frames, case.steps, on_progress)
+        video = self._call(case, inputs, case.steps, on_progress)
         self._sync()
         cpu_end, end = time.process_time(), time.perf_counter()
-        peak_device, peak_host = self.memory.stop()
+        peak_device, peak_host, peak_resident = self.memory.stop()
         threads = torch.get_num_threads()
         busy = None if self.pipe.device.type == "cuda" else (cpu_end - cpu_start) / ((end - start) * threads)
-        return Timing(end - start, step_ends[-1] - start, end - step_ends[-1], peak_device, peak_host, busy, video)
+        return Timing(
+            end - start, step_ends[-1] - start, end - step_ends[-1], peak_device, peak_host, peak_resident, busy, video
+        )
 
     def run(self, case: Case, repeat: int = 1) -> Result:
         """Warm up, then run `repeat` times: times of the median run, peak memory of the highest."""
@@ -173,6 +178,7 @@ class Runner:
             "seconds_per_frame": seconds / case.frames,
             "peak_device_bytes": max(timing.peak_device for timing in timings),
             "peak_host_bytes": max(timing.peak_host for timing in timings),
+            "peak_resident_bytes": max(timing.peak_resident for timing in timings),
             "calls_per_step": {
                 "unet": _mean(each("unet_calls")),
                 "controlnet": _mean(each("controlnet_calls")),
@@ -194,6 +200,7 @@ class Runner:
                 "appearance": _mean(each("appearance_rows")),
             },
             "vae_decoded_frames": self.counter.rows["vae"],
+            "output_bytes": median.video.numel() * median.video.element_size(),
             "tflop": None if ours is None else ours / 1e12,
             "tflop_reference": flops.reference(case.shape) / 1e12 if self.full_size else None,
             "tflops_per_second": None if ours is None else ours / 1e12 / seconds,

@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from magicanimate_core.media.video_io import read_video, write_video
+
 from .backends import BACKENDS, BackendUnavailable, load_estimator
 from .extract import FITS, extract_densepose
 from .render import COLORMAPS
-from .video_io import read_video, write_video
 from .weights import WEIGHTS_FILENAME
 
 

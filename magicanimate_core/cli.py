@@ -321,7 +321,7 @@ def _read_noise(path: Path) -> torch.Tensor:
 
 
 def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[np.ndarray]:
-    from densepose_node.video_io import read_video
+    from .media.video_io import read_video
 
     _, frames = read_video(args.motion, **frame_selection(args))
     if not args.extract_densepose:
@@ -342,8 +342,7 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
 def animate(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from densepose_node.video_io import write_video
-
+    from .media.video_io import write_video
     from .pipeline import MagicAnimatePipeline
     from .preprocess import fit_image
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..densepose_node.video_io import read_video, write_video
+from ..magicanimate_core.media.video_io import read_video, write_video
 from . import comfy_adapter as comfy
 from . import input_files
 from .examples import EXAMPLES

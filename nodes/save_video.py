@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..densepose_node.video_io import DEFAULT_FORMAT, DEFAULT_QUALITY, FORMATS, write_video
+from ..magicanimate_core.media.video_io import DEFAULT_FORMAT, DEFAULT_QUALITY, FORMATS, write_video
 from . import comfy_adapter as comfy
 from .images import to_uint8
 

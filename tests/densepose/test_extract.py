@@ -86,7 +86,7 @@ def test_progress_may_cancel():
 def test_cli_extract(golden_dir, tmp_path):
     pytest.importorskip("av", reason="PyAV is needed for video files")
     from densepose_node.cli import main
-    from densepose_node.video_io import read_video
+    from magicanimate_core.media.video_io import read_video
 
     weights = tmp_path / "tiny_densepose.pkl"
     shutil.copy(golden_dir / "densepose" / "weights" / "tiny_densepose.pkl", weights)

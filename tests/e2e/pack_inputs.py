@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from comfy_server import ComfyServer
 
-from densepose_node.video_io import read_video, write_video
+from magicanimate_core.media.video_io import read_video, write_video
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = PACK_ROOT / "workflows"

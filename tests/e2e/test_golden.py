@@ -17,7 +17,7 @@ from pack_inputs import install
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from densepose_node.video_io import write_video
+from magicanimate_core.media.video_io import write_video
 
 
 def test_golden_case_a_matches_the_original(comfy_server: ComfyServer, comfy_client: ComfyClient, golden_dir: Path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from densepose_node.video_io import write_video
+from magicanimate_core.media.video_io import write_video
 from tests.nodes.fake_comfy import install
 
 EXAMPLE = "example: synthetic walk (DensePose)"

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from densepose_node.video_io import FORMATS, read_video
+from magicanimate_core.media.video_io import FORMATS, read_video
 from tests.nodes.fake_comfy import install
 
 PROMPT = {"1": {"class_type": "MagicAnimate_SaveVideo", "inputs": {}}}

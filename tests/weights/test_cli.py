@@ -26,7 +26,7 @@ def models_dir(tiny_pretrained_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_animate_golden_case_a(golden_dir, models_dir, tmp_path):
-    video_io = pytest.importorskip("densepose_node.video_io")
+    video_io = pytest.importorskip("magicanimate_core.media.video_io")
     case = golden_dir / "case_A"
     motion = video_io.write_video(tmp_path / "motion.mkv", list(np.load(case / "control.npy")), 25.0)
     init = load_file(str(case / "inputs.safetensors"))["init_noise"]  # [1, 4, 16, 8, 8]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from densepose_node.video_io import FORMATS, probe_video, read_video, write_video
+from magicanimate_core.media.video_io import FORMATS, probe_video, read_video, write_video
 
 ODD_SIZE = (31, 33)  # height, width
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from magicanimate_core.devices import DTYPES
 from magicanimate_core.pipeline import SamplingOptions, Speedups
 
 from .memory import release_freed_memory_promptly
@@ -28,7 +29,6 @@ from .models import build_pipeline, parameter_count
 from .report import NOTES, format_table, write_json
 from .runner import Case, Result, Runner, psnr
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MEMORY_TARGET = 1.10  # peak device memory at 256 frames within 10 % of 16 frames
 
 

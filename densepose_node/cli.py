@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from magicanimate_core.media.fit import square_label_fit
+from magicanimate_core.media.video_args import add_frame_selection_arguments, frame_selection
 from magicanimate_core.media.video_io import read_video, write_video
 
 from .backends import BACKENDS, BackendUnavailable, load_estimator
@@ -34,26 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_frame_selection_arguments(group: argparse._ActionsContainer) -> None:
-    """The VideoHelperSuite-style loading controls, shared by both command lines."""
-    group.add_argument("--frame-load-cap", type=int, default=0, help="load at most this many frames (0 = all)")
-    group.add_argument("--skip-first-frames", type=int, default=0, help="drop this many frames first")
-    group.add_argument("--select-every-nth", type=int, default=1, help="keep every n-th frame (default 1)")
-    group.add_argument(
-        "--force-rate", type=float, default=0.0, help="resample to this frame rate before selecting (0 = source)"
-    )
-
-
-def frame_selection(args: argparse.Namespace) -> dict[str, int | float]:
-    """`read_video` keyword arguments from the parsed frame-selection options."""
-    return {
-        "frame_load_cap": args.frame_load_cap,
-        "skip_first_frames": args.skip_first_frames,
-        "select_every_nth": args.select_every_nth,
-        "force_rate": args.force_rate,
-    }
-
-
 def run_extract(args: argparse.Namespace) -> None:
     info, frames = read_video(args.video, **frame_selection(args))
     estimator = load_estimator(args.backend, args.weights, args.device, args.score_threshold)
@@ -66,8 +48,7 @@ def run_extract(args: argparse.Namespace) -> None:
         estimator,
         colormap=args.colormap,
         max_people=args.max_people,
-        fit=args.fit,
-        size=args.size,
+        fit_canvas=square_label_fit(args.fit, args.size),
         smooth=args.smooth,
         progress=progress,
     )

@@ -10,31 +10,7 @@ import numpy as np
 from .backends import Estimator
 from .render import colorize, paint_labels
 
-FITS = ("source", "crop", "pad")
-
-
-def fit_labels(labels: np.ndarray, fit: str = "source", size: int = 512) -> np.ndarray:
-    """A label canvas [H, W] as is (`source`) or as a `size` x `size` square.
-
-    `crop` keeps the centred square, `pad` adds background (label 0, the colormap's background colour) on
-    both sides of the short axis; the square is then resized with nearest-neighbour sampling, so every
-    output pixel keeps an exact palette colour.
-    """
-    if fit not in FITS:
-        raise ValueError(f"unknown fit {fit!r}; choose one of {', '.join(FITS)}")
-    if fit == "source":
-        return labels
-    if size < 1:
-        raise ValueError(f"output size must be positive, got {size}")
-    height, width = labels.shape
-    side = min(height, width) if fit == "crop" else max(height, width)
-    square = np.zeros((side, side), dtype=labels.dtype)
-    src_y, src_x = max(0, (height - side) // 2), max(0, (width - side) // 2)
-    dst_y, dst_x = max(0, (side - height) // 2), max(0, (side - width) // 2)
-    rows, cols = min(side, height), min(side, width)
-    square[dst_y : dst_y + rows, dst_x : dst_x + cols] = labels[src_y : src_y + rows, src_x : src_x + cols]
-    index = ((np.arange(size) + 0.5) * side / size).astype(np.int64)
-    return square[index[:, None], index[None, :]]
+FITS = ("source", "crop", "pad")  # output geometry choices offered by the node and the CLI
 
 
 def smooth_labels(canvases: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -55,8 +31,7 @@ def extract_densepose(
     colormap: str = "viridis",
     score_threshold: float | None = None,
     max_people: int | None = None,
-    fit: str = "source",
-    size: int = 512,
+    fit_canvas: Callable[[np.ndarray], np.ndarray] | None = None,
     smooth: bool = False,
     batch_size: int = 1,
     progress: Callable[[int], None] | None = None,
@@ -68,14 +43,15 @@ def extract_densepose(
     differ from single-frame runs in the last bits). `progress(frames_done)` runs after each estimated
     frame; it may raise to cancel.
     """
-    fit_labels(np.zeros((1, 1), np.uint8), fit, size)  # validate options before the first (slow) frame
     colorize(np.zeros((1, 1), np.uint8), colormap)
 
     def canvases() -> Iterator[np.ndarray]:
         done, iterator = 0, iter(frames)
         while batch := list(islice(iterator, max(1, batch_size))):
             for instances in estimator.detect(batch, score_threshold):
-                canvas = fit_labels(paint_labels(instances.filter(max_people=max_people)), fit, size)
+                canvas = paint_labels(instances.filter(max_people=max_people))
+                if fit_canvas is not None:
+                    canvas = fit_canvas(canvas)
                 done += 1
                 if progress is not None:
                     progress(done)

@@ -97,11 +97,8 @@ def read_model_zoo_pickle(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from densepose_node.cli import add_frame_selection_arguments, frame_selection
-
 from . import registry
+from .devices import DTYPE_CHOICES, resolve_dtype
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
+from .media.video_args import add_frame_selection_arguments, frame_selection
 from .options import Speedups
 
 MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1 ..."
     )
     runtime.add_argument(
-        "--dtype", choices=("auto", *DTYPES), default="auto", help="weights precision (auto: fp16 on GPU, fp32 on CPU)"
+        "--dtype", choices=DTYPE_CHOICES, default="auto", help="weights precision (auto: fp16 on GPU, fp32 on CPU)"
     )
     runtime.add_argument(
         "--download", action="store_true", help="download missing model files first (only those needed)"
@@ -301,9 +300,7 @@ def _pick_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dty
     chosen = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
-    if dtype == "auto":
-        return chosen, torch.float16 if chosen.type == "cuda" else torch.float32
-    return chosen, DTYPES[dtype]
+    return chosen, resolve_dtype(dtype, chosen)
 
 
 def _read_noise(path: Path) -> torch.Tensor:
@@ -340,11 +337,11 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
 
 
 def animate(args: argparse.Namespace) -> int:
-    from PIL import Image
-
+    from .media.fit import fit_image
+    from .media.frames import to_uint8
+    from .media.images import read_image
     from .media.video_io import write_video
     from .pipeline import MagicAnimatePipeline
-    from .preprocess import fit_image
 
     for given in (args.reference, args.motion):
         if not given.is_file():
@@ -358,7 +355,7 @@ def animate(args: argparse.Namespace) -> int:
     device, dtype = _pick_device_dtype(args.device, args.dtype)
     width, height = args.width or args.size, args.height or args.size
 
-    reference = torch.from_numpy(np.array(Image.open(args.reference).convert("RGB"))).float() / 255
+    reference = torch.from_numpy(read_image(args.reference)[..., :3])
     reference = fit_image(reference, width, height, args.fit)
     motion_frames = [
         fit_image(torch.from_numpy(f).float() / 255, width, height, args.fit) for f in _motion_frames(args, device)
@@ -398,7 +395,7 @@ def animate(args: argparse.Namespace) -> int:
         "fit": args.fit,
     }
     extra = {} if args.quality is None else {"quality": args.quality}
-    uint8 = ((frame.clamp(0, 1) * 255).to(torch.uint8).numpy() for frame in frames)  # truncation, as the original
+    uint8 = (to_uint8(frame) for frame in frames)
     out = write_video(
         args.output,
         uint8,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .media.hashing import sha256_file
 from .registry import ModelFile, format_size
 
 CHUNK_BYTES = 1 << 20
@@ -78,14 +79,6 @@ def format_missing(missing: list[tuple[ModelFile, str, Path]], models_dir: Path,
         lines.append(f"      from {url}")
         lines.append(f"      {format_size(entry.size, entry.size_note)}, {sha}, licence {entry.license}")
     return "\n".join(lines)
-
-
-def sha256_file(path: Path, digest: hashlib._Hash | None = None) -> hashlib._Hash:
-    digest = digest or hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest
 
 
 def _open(url: str, offset: int, timeout: float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..magicanimate_core.download import sha256_file
+from ..magicanimate_core.media.hashing import sha256_file
 from . import comfy_adapter as comfy
 
 

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
-from ..magicanimate_core.preprocess import FIT_MODES, fit_image
+from ..magicanimate_core.media.fit import FIT_MODES, fit_image
+from ..magicanimate_core.media.images import read_image
 from . import comfy_adapter as comfy
 from . import input_files
 
 IMAGE_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
-
-
-def read_rgba(path: str) -> np.ndarray:
-    """Any PIL image (EXIF orientation applied; palette, grey, CMYK converted) -> float RGBA [H, W, 4]."""
-    with Image.open(path) as image:
-        rgba = ImageOps.exif_transpose(image).convert("RGBA")
-    return np.asarray(rgba, dtype=np.float32) / 255
 
 
 class MagicAnimate_LoadReference:
@@ -58,7 +51,7 @@ class MagicAnimate_LoadReference:
 
     def load(self, image: str, fit: str, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
         path = input_files.resolve(image, comfy.input_files(IMAGE_SUFFIXES))
-        rgba = torch.from_numpy(read_rgba(str(path)))
+        rgba = torch.from_numpy(read_image(path))
         rgb = fit_image(rgba[..., :3], width, height, fit)
         alpha = fit_image(rgba[..., 3:].expand(-1, -1, 3), width, height, fit)[..., 0]
         device = comfy.intermediate_device()

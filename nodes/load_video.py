@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
+from ..magicanimate_core.media.frames import from_uint8
 from ..magicanimate_core.media.video_io import read_video, write_video
 from . import comfy_adapter as comfy
 from . import input_files
 from .examples import EXAMPLES
-from .images import from_uint8
 
 # what PyAV decodes (FFmpeg cannot decode animated WebP, so .webp is not offered)
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".gif"})
@@ -99,7 +99,7 @@ class MagicAnimate_LoadVideo:
             select_every_nth=select_every_nth,
             force_rate=force_rate,
         )
-        images = from_uint8(frames)
+        images = from_uint8(frames).to(comfy.intermediate_device())
         if images.shape[0] == 0:
             raise ValueError(
                 f"No frames left in '{video}' ({info.source_frame_count} frames at {info.source_fps:g} fps) after "

@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
+from ..magicanimate_core.devices import DTYPE_CHOICES, resolve_dtype
 from . import comfy_adapter as comfy
 
 if TYPE_CHECKING:  # the pipeline (diffusers) is imported when a model is loaded, not when ComfyUI starts
@@ -16,7 +15,6 @@ if TYPE_CHECKING:  # the pipeline (diffusers) is imported when a model is loaded
 LOG = logging.getLogger("magicanimate")
 MODEL_FOLDER = "magicanimate"
 FROM_MODEL_FOLDER = "(from model folder)"
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 # MAGICANIMATE_MODEL sockets carry the MagicAnimatePipeline itself, kept on the offload device between runs
@@ -50,12 +48,6 @@ def _fingerprint(path: Path | None) -> tuple:
     return str(path), max((p.stat().st_mtime_ns for p in files), default=0)
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if comfy.torch_device().type == "cuda" else torch.float32
-    return DTYPES[name]
-
-
 class MagicAnimate_ModelLoader:
     DESCRIPTION = (
         "Loads MagicAnimate from a folder in models/magicanimate laid out like the original pretrained_models/ "
@@ -82,7 +74,7 @@ class MagicAnimate_ModelLoader:
                     },
                 ),
                 "dtype": (
-                    ["auto", *DTYPES],
+                    list(DTYPE_CHOICES),
                     {"default": "auto", "tooltip": ("Weight precision; auto = fp16 on a CUDA GPU, fp32 otherwise.")},
                 ),
             },
@@ -109,7 +101,7 @@ class MagicAnimate_ModelLoader:
         folder = model_dir(model)
         checkpoint = None if sd15_checkpoint == FROM_MODEL_FOLDER else comfy.model_file("checkpoints", sd15_checkpoint)
         vae_path = None if vae == FROM_MODEL_FOLDER else comfy.model_file("vae", vae)
-        torch_dtype = resolve_dtype(dtype)
+        torch_dtype = resolve_dtype(dtype, comfy.torch_device())
         key = (_fingerprint(folder), _fingerprint(checkpoint), _fingerprint(vae_path), torch_dtype)
         if key not in _cache:
             _cache.clear()  # one MagicAnimate at a time: the previous one's memory is released first

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from ..magicanimate_core.media.frames import to_uint8
 from ..magicanimate_core.media.video_io import DEFAULT_FORMAT, DEFAULT_QUALITY, FORMATS, write_video
 from . import comfy_adapter as comfy
-from .images import to_uint8
 
 
 def workflow_metadata(prompt: dict | None, extra_pnginfo: dict | None) -> dict[str, str] | None:

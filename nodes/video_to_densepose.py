@@ -7,8 +7,9 @@ import torch
 from ..densepose_node.backends import BACKENDS, load_estimator
 from ..densepose_node.extract import FITS, extract_densepose
 from ..densepose_node.render import COLORMAPS
+from ..magicanimate_core.media.fit import square_label_fit
+from ..magicanimate_core.media.frames import from_uint8, to_uint8
 from . import comfy_adapter as comfy
-from .images import from_uint8, to_uint8
 
 WEIGHTS_FOLDER = "densepose"
 
@@ -133,9 +134,8 @@ class MagicAnimate_VideoToDensePose:
             colormap=colormap,
             score_threshold=score_threshold,
             max_people=max_people,
-            fit=output_fit,
-            size=output_size,
+            fit_canvas=square_label_fit(output_fit, output_size),
             smooth=temporal_smoothing,
             progress=on_frame,
         )
-        return (from_uint8(frames),)
+        return (from_uint8(frames).to(comfy.intermediate_device()),)

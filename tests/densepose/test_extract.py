@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from densepose_node.backends import Estimator
-from densepose_node.extract import extract_densepose, fit_labels, smooth_labels
+from densepose_node.extract import extract_densepose, smooth_labels
 from densepose_node.instances import DensePoseInstances
 from densepose_node.render import palette
+from magicanimate_core.media.fit import square_label_fit
 
 
 class FakeEstimator(Estimator):
@@ -35,21 +36,6 @@ class FakeEstimator(Estimator):
         ]
 
 
-def test_fit_labels_crop_pad_source():
-    labels = np.zeros((10, 20), np.uint8)
-    labels[:, :5] = 1
-    labels[:, 5:15] = 2
-    assert fit_labels(labels, "source") is labels
-    cropped = fit_labels(labels, "crop", 10)
-    assert cropped.shape == (10, 10) and np.all(cropped == 2)
-    padded = fit_labels(labels, "pad", 40)
-    assert padded.shape == (40, 40)
-    assert np.all(padded[:10] == 0) and np.all(padded[30:] == 0)
-    assert set(np.unique(padded[10:30])) == {0, 1, 2}
-    with pytest.raises(ValueError, match="unknown fit 'stretch'"):
-        fit_labels(labels, "stretch")
-
-
 def test_smoothing_is_a_three_frame_majority():
     frames = [np.full((1, 3), v, np.uint8) for v in (1, 2, 1, 3, 4)]
     frames[2][0, 2] = 7
@@ -64,9 +50,9 @@ def test_extract_streams_with_options():
     out = list(extract_densepose(frames, estimator, max_people=1, batch_size=2, progress=done.append))
     assert estimator.batches == [2, 2, 1] and done == [1, 2, 3, 4, 5]
     assert out[0].shape == (10, 40, 3) and np.all(out[0][:, 25] == [68, 1, 84])  # second person dropped
-    both = next(
-        extract_densepose([np.zeros((10, 40, 3), np.uint8)], estimator, fit="crop", size=8, colormap="parula-black")
-    )
+    crop = square_label_fit("crop", 8)
+    blank = [np.zeros((10, 40, 3), np.uint8)]
+    both = next(extract_densepose(blank, estimator, fit_canvas=crop, colormap="parula-black"))
     assert both.shape == (8, 8, 3) and np.all(both == palette("parula-black")[9])  # centre: the later person
 
 

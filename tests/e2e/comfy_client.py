@@ -157,6 +157,19 @@ class ComfyClient:
             return self.get_json("/object_info")
         return self.get_json(f"/object_info/{urllib.parse.quote(node_class)}").get(node_class, {})
 
+    def workflow_templates(self) -> JSON | None:
+        """`/api/workflow_templates` ({pack folder: [template names]}); None on servers without it (2024)."""
+        status, data = self._request("GET", "/api/workflow_templates")
+        if status == 404:
+            return None
+        if status != 200:
+            raise ComfyError(f"GET /api/workflow_templates: HTTP {status}: {data[:500]!r}")
+        return json.loads(data)
+
+    def workflow_template(self, pack: str, name: str) -> JSON:
+        """One template as the Browse Templates dialog fetches it."""
+        return self.get_json(f"/api/workflow_templates/{urllib.parse.quote(pack)}/{urllib.parse.quote(name)}.json")
+
     def submit(self, prompt: JSON, workflow: JSON | None = None) -> tuple[str, JSON]:
         """POST /prompt; returns (prompt_id, node_errors of outputs that were dropped)."""
         payload: JSON = {"prompt": prompt, "client_id": self.client_id}

@@ -1,6 +1,8 @@
-"""The pack loads in a real ComfyUI and publishes its fixed public node API through /object_info."""
+"""The pack loads in a real ComfyUI and publishes its fixed public node API through /object_info, and (on
+ComfyUI versions with Browse Templates) its example workflows through /api/workflow_templates."""
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 import pytest
@@ -28,6 +30,7 @@ EXPECTED_NODES: dict[str, NodeAPI] = {
     "MagicAnimate_SaveVideo": NodeAPI(("images", "fps", "filename_prefix", "format"), output_node=True),
 }
 CATEGORY_ROOT = "MagicAnimate"
+WORKFLOWS = PACK_ROOT / "workflows"
 
 
 def _category_ok(category: str) -> bool:
@@ -41,7 +44,7 @@ def object_info(comfy_client: ComfyClient) -> dict[str, Any]:
 
 def test_pack_imports_without_errors(comfy_server: ComfyServer, object_info: dict[str, Any]) -> None:
     log = comfy_server.log_text()
-    failures = import_failures(log, (PACK_LINK_NAME, str(PACK_ROOT)))
+    failures = import_failures(log, (PACK_LINK_NAME,))  # not PACK_ROOT: .cache/ holds ComfyUI itself
     assert not failures, "ComfyUI could not import the pack:\n" + "\n".join(failures) + "\n" + comfy_server.log_tail()
     assert any(key.startswith("MagicAnimate_") for key in object_info), (
         "no MagicAnimate_* node registered; server log:\n" + comfy_server.log_tail()
@@ -70,3 +73,22 @@ def test_every_pack_node_is_in_a_magicanimate_category(object_info: dict[str, An
     wrong = {k: v.get("category") for k, v in object_info.items()
              if k.startswith("MagicAnimate_") and not _category_ok(v.get("category", ""))}
     assert not wrong, f"nodes outside the MagicAnimate category: {wrong}"
+
+
+def test_nodes_are_served_by_the_pack_not_by_core(object_info: dict[str, Any]) -> None:
+    """ComfyUI silently keeps its own class for a key it already has; ours must all come from the pack."""
+    modules = {key: info.get("python_module") for key, info in object_info.items() if key in EXPECTED_NODES}
+    if not any(modules.values()):
+        pytest.skip("this ComfyUI does not report python_module (2024 versions)")
+    assert modules == dict.fromkeys(EXPECTED_NODES, f"custom_nodes.{PACK_LINK_NAME}")
+
+
+def test_browse_templates_lists_every_shipped_workflow(comfy_client: ComfyClient) -> None:
+    templates = comfy_client.workflow_templates()
+    if templates is None:
+        pytest.skip("this ComfyUI has no /api/workflow_templates (Browse Templates came after the 2024 floor)")
+    shipped = sorted(path.stem for path in WORKFLOWS.glob("*.json"))
+    assert sorted(templates.get(PACK_LINK_NAME, [])) == shipped, templates
+    for name in shipped:
+        served = comfy_client.workflow_template(PACK_LINK_NAME, name)
+        assert served == json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8")), name

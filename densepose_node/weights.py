@@ -10,10 +10,14 @@ redistribution needs attribution and share-alike.
 
 from __future__ import annotations
 
+import codecs
+import collections
 import hashlib
-import importlib
+import io
+import math
 import os
 import pickle
+import pickletools
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,22 +27,27 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .checkpoint_layout import layout_problem
+
 WEIGHTS_FILENAME = "model_final_162be9.pkl"
 WEIGHTS_URL = "https://dl.fbaipublicfiles.com/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl"
 WEIGHTS_LICENSE = "CC BY-SA 3.0 (DensePose model zoo, facebookresearch/detectron2 projects/DensePose)"
 WEIGHTS_FOLDER = "models/densepose"  # relative to the ComfyUI root
+_REDOWNLOAD = f"Delete it and download it again from {WEIGHTS_URL}"
 
 _SOURCE_SHA_KEY = "source_sha256"
-# (module, name) -> where numpy 2 keeps it; numpy-1 pickles name `numpy.core`, numpy 2 `numpy._core`.
+_NUMERIC_KINDS = "fiub"  # float, signed and unsigned integer, bool; never objects, strings or structures
+# (module, name) -> what the unpickler hands out; numpy-1 pickles name `numpy.core`, numpy 2 `numpy._core`.
+# Arrays and scalars get checking stand-ins: no array is allocated from a declared shape.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"): ("multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"): ("multiarray", "scalar"),
-    ("numpy", "ndarray"): (None, "ndarray"),
-    ("numpy", "dtype"): (None, "dtype"),
-    ("_codecs", "encode"): ("_codecs", "encode"),
-    ("collections", "OrderedDict"): ("collections", "OrderedDict"),
+    ("numpy.core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy.core.multiarray", "scalar"): "scalar",
+    ("numpy._core.multiarray", "scalar"): "scalar",
+    ("numpy", "ndarray"): "ndarray",
+    ("numpy", "dtype"): "dtype",
+    ("_codecs", "encode"): "encode",
+    ("collections", "OrderedDict"): "OrderedDict",
 }
 
 
@@ -46,15 +55,56 @@ class WeightsError(ValueError):
     """A weights file that cannot be used; the message names the file and what to do."""
 
 
+class _NdarrayType:
+    """Stands for `numpy.ndarray` in a pickle: only `_reconstruct` may use it; calling it is refused."""
+
+    def __new__(cls, *args: object) -> _NdarrayType:
+        raise pickle.UnpicklingError("refused direct numpy.ndarray construction (not a plain model-zoo pickle)")
+
+
+class _PendingArray:
+    """An array as the pickle declares it (shape, dtype, raw bytes); built only after every check passed."""
+
+    def __init__(self, shape: object) -> None:
+        self.shape, self.dtype, self.fortran, self.data = shape, None, False, None
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("malformed numpy array state")
+        self.shape, self.dtype, self.fortran, self.data = state[-4:]
+
+
+def _reconstruct(subtype: object, shape: object, dtype: object) -> _PendingArray:
+    if subtype is not _NdarrayType:
+        raise pickle.UnpicklingError("refused array reconstruction of a type other than numpy.ndarray")
+    return _PendingArray(shape)
+
+
+def _raw_bytes(data: object) -> bytes | None:
+    if isinstance(data, str):  # Python 2 pickles read with encoding="latin1"
+        return data.encode("latin1")
+    return data if isinstance(data, bytes) else None
+
+
+def _scalar(dtype: object, data: object = None) -> object:
+    raw = _raw_bytes(data)
+    if not (isinstance(dtype, np.dtype) and dtype.kind in _NUMERIC_KINDS and raw is not None):
+        raise pickle.UnpicklingError(f"refused numpy scalar of dtype {dtype!r}")
+    if len(raw) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"numpy scalar of dtype {dtype} holds {len(raw)} bytes, not {dtype.itemsize}")
+    return np.frombuffer(raw, dtype=dtype)[0]
+
+
 def _allowed(module: str, name: str) -> object | None:
-    where = _ALLOWED_GLOBALS.get((module, name))
-    if where is None:
-        return None
-    home, attr = where
-    if home == "multiarray":
-        core = getattr(np, "_core", None) or importlib.import_module("numpy.core")
-        return getattr(core.multiarray, attr)
-    return getattr(np if home is None else importlib.import_module(home), attr)
+    return {
+        "reconstruct": _reconstruct,
+        "scalar": _scalar,
+        "ndarray": _NdarrayType,
+        "dtype": np.dtype,
+        "encode": codecs.encode,
+        "OrderedDict": collections.OrderedDict,
+        None: None,
+    }[_ALLOWED_GLOBALS.get((module, name))]
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -70,12 +120,55 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refused persistent id (not a plain model-zoo pickle)")
 
 
+def _check_lengths(data: bytes) -> None:
+    """Walk the opcodes once: a string or bytes opcode declaring more bytes than remain fails here, before the
+    unpickler would reserve that much memory for it."""
+    for _ in pickletools.genops(io.BytesIO(data)):
+        pass
+
+
+def _declared(path: Path, name: str, pending: _PendingArray, file_size: int) -> tuple[int, ...]:
+    """The checked shape of one declared array; refuses what the file cannot hold or the model cannot use."""
+    shape, dtype = pending.shape, pending.dtype
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise WeightsError(f"{path}: tensor {name!r} declares an invalid shape {shape!r}; {_REDOWNLOAD}")
+    count = math.prod(shape)
+    known = isinstance(dtype, np.dtype)
+    itemsize = dtype.itemsize if known else 1
+    if count * itemsize > file_size:
+        size = (
+            f"{count} elements of {dtype}: {count * itemsize} bytes"
+            if known
+            else f"{count} elements: {count} bytes or more"
+        )
+        raise WeightsError(
+            f"{path}: tensor {name!r} declares shape {list(shape)} ({size}), more than the whole {file_size}-byte "
+            f"file holds; refused before allocating. {_REDOWNLOAD}"
+        )
+    if not known or dtype.kind not in _NUMERIC_KINDS or dtype.itemsize > 8:
+        raise WeightsError(f"{path}: tensor {name!r} has dtype {dtype}, not a numeric array; {_REDOWNLOAD}")
+    declared = count * itemsize
+    raw = _raw_bytes(pending.data)
+    if raw is None or len(raw) != declared:
+        held = "no" if raw is None else len(raw)
+        raise WeightsError(
+            f"{path}: tensor {name!r} declares shape {list(shape)} of {dtype} ({declared} bytes) but holds {held} "
+            f"bytes; {_REDOWNLOAD}"
+        )
+    return shape
+
+
 def read_model_zoo_pickle(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a detectron2 model-zoo `.pkl` ({"model": {name: ndarray}, ...}) without executing code."""
+    """Tensors of a detectron2 model-zoo `.pkl` ({"model": {name: ndarray}, ...}) without executing code.
+
+    Before any array is allocated, every declared shape and dtype is checked against the bytes the file
+    holds and the names and shapes against the R_50_FPN_s1x layout (`checkpoint_layout`).
+    """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            data = _ArrayUnpickler(handle, encoding="latin1").load()
+        data = path.read_bytes()
+        _check_lengths(data)
+        loaded = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as error:
         raise WeightsError(
             f"{path}: not loaded, {error}. Only plain numpy-array pickles are accepted; this file may be "
@@ -85,15 +178,23 @@ def read_model_zoo_pickle(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError(
             f"{path}: truncated or not a pickle ({type(error).__name__}: {error}); download it again from {WEIGHTS_URL}"
         ) from None
-    model = data.get("model", data) if isinstance(data, dict) else None
+    model = loaded.get("model", loaded) if isinstance(loaded, dict) else None
     if not isinstance(model, dict) or not model:
         raise WeightsError(f"{path}: no 'model' dict of tensors in this pickle; expected a detectron2 model-zoo file")
-    tensors = {}
     for name, value in model.items():
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+        if not isinstance(value, _PendingArray):
             raise WeightsError(f"{path}: entry {name!r} is {type(value).__name__}, not a numeric array")
-        tensors[str(name)] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-    return tensors
+    problem = layout_problem({str(name): _declared(path, str(name), value, len(data)) for name, value in model.items()})
+    if problem is not None:
+        raise WeightsError(f"{path}: {problem}; this is not the DensePose model file. {_REDOWNLOAD}")
+    return {str(name): _tensor(value) for name, value in model.items()}
+
+
+def _tensor(pending: _PendingArray) -> torch.Tensor:
+    """float32 copy of a checked array (C order)."""
+    array = np.frombuffer(_raw_bytes(pending.data), dtype=pending.dtype)
+    array = array.reshape(pending.shape, order="F" if pending.fortran else "C")
+    return torch.from_numpy(np.array(array, dtype=np.float32, order="C"))
 
 
 def _sha256(path: Path) -> str:

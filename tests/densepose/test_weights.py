@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from densepose_node.checkpoint_layout import expected_layout
 from densepose_node.weights import (
     WEIGHTS_FILENAME,
     WEIGHTS_LICENSE,
@@ -19,6 +22,7 @@ from densepose_node.weights import (
     load_weights,
     read_model_zoo_pickle,
 )
+from tests.memory_cap import run_capped
 
 
 class _Exploit:
@@ -27,6 +31,23 @@ class _Exploit:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+class _Declared:
+    """Pickles as a numpy array reconstruction declaring `shape` (and, with `state`, dtype and raw bytes)."""
+
+    def __init__(self, shape: tuple[int, ...], state: tuple | None = None) -> None:
+        self.shape, self.state = shape, state
+
+    def __reduce__(self):
+        reconstruct = (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, self.shape, b"b"))
+        return reconstruct if self.state is None else (*reconstruct, self.state)
+
+
+def tiny_model(golden_dir) -> dict[str, np.ndarray]:
+    return {
+        k: v.numpy() for k, v in load_file(golden_dir / "densepose" / "weights" / "tiny_densepose.safetensors").items()
+    }
 
 
 @pytest.fixture
@@ -114,3 +135,135 @@ def test_read_only_folder_falls_back_to_memory(tiny_pkl, monkeypatch):
     with pytest.warns(UserWarning, match="not writable"):
         state = load_weights(tiny_pkl)
     assert len(state) == 335 and not tiny_pkl.with_suffix(".safetensors").exists()
+
+
+# Pickle bombs: each declares far more than the file holds. The refusal must come from the declaration
+# check, in a child process whose address space is capped (a real allocation would fail or swap instead).
+BOMBS = {
+    "shape_only": lambda: pickle.dumps({"model": {"pixel_mean": _Declared((3_000_000_000,))}}, protocol=3),
+    "shape_in_state": lambda: pickle.dumps(
+        {"model": {"pixel_std": _Declared((0,), (1, (3_000_000_000,), np.dtype("f4"), False, b""))}}, protocol=3
+    ),
+    "bytes8_length": lambda: b"\x80\x04\x8e" + (3_000_000_000).to_bytes(8, "little") + b"\x00" * 8 + b".",
+    "ndarray_call": lambda: (
+        b"\x80\x02}X\x05\x00\x00\x00model}X\n\x00\x00\x00pixel_meancnumpy\nndarray\n"
+        b"\x8a\x05\x00^\xd0\xb2\x00\x85X\x02\x00\x00\x00f8\x86R\x8a\x01\x00s."
+    ),
+}
+BOMB_REFUSALS = {
+    "shape_only": "tensor 'pixel_mean' declares shape [3000000000] (3000000000 elements: 3000000000 bytes or more), "
+    "more than the whole {size}-byte file holds; refused before allocating. Delete it and download it again from "
+    + WEIGHTS_URL,
+    "shape_in_state": "tensor 'pixel_std' declares shape [3000000000] (3000000000 elements of float32: 12000000000 "
+    "bytes), more than the whole {size}-byte file holds; refused before allocating.",
+    "bytes8_length": "truncated or not a pickle (ValueError: expected 3000000000 bytes in a bytes8, but only 9 "
+    "remain); download it again from " + WEIGHTS_URL,
+    "ndarray_call": "not loaded, refused direct numpy.ndarray construction (not a plain model-zoo pickle).",
+}
+
+
+def test_pickle_bombs_are_refused_before_allocating_under_a_memory_cap(tmp_path):
+    paths = {}
+    for name, build in BOMBS.items():
+        paths[name] = tmp_path / f"{name}.pkl"
+        paths[name].write_bytes(build())
+    assert paths["shape_only"].stat().st_size <= 150
+    child = run_capped(
+        f"""
+        from densepose_node.weights import WeightsError, load_weights
+        for path in {[str(p) for p in paths.values()]!r}:
+            try:
+                load_weights(path)
+                print("LOADED", path)
+            except WeightsError as error:
+                print(error)
+        """,
+        cap_bytes=2 << 30,
+    )
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert len(lines) == len(BOMBS)
+    for line, (name, path) in zip(lines, paths.items()):
+        expected = BOMB_REFUSALS[name].format(size=path.stat().st_size)
+        assert line.startswith(f"{path}: ") and expected in line, (name, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())  # nothing converted
+
+
+def test_unknown_tensor_names_are_refused(golden_dir, tmp_path):
+    model = tiny_model(golden_dir)
+    model["roi_heads.extra.weight"] = np.zeros(4, np.float32)
+    path = tmp_path / "extra.pkl"
+    path.write_bytes(pickle.dumps({"model": model}))
+    with pytest.raises(WeightsError) as error:
+        load_weights(path)
+    assert str(error.value).startswith(
+        f"{path}: unknown tensor(s) ['roi_heads.extra.weight']: not part of a DensePose R-CNN R_50_FPN_s1x "
+        "checkpoint; this is not the DensePose model file. Delete it and download it again"
+    )
+    assert not path.with_suffix(".safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "refusal"),
+    [
+        (
+            "roi_heads.box_head.fc1.weight",
+            (64, 785),
+            "tensor 'roi_heads.box_head.fc1.weight' declares shape [64, 785]; the R_50_FPN layout needs [64, 784]",
+        ),
+        (
+            "backbone.bottom_up.res4.3.conv2.weight",
+            (16, 16, 3),
+            "tensor 'backbone.bottom_up.res4.3.conv2.weight' declares shape [16, 16, 3] (rank 3); the R_50_FPN "
+            "layout needs rank 4: [16, 16, 3, 3]",
+        ),
+        (
+            "roi_heads.densepose_predictor.index_uv_lowres.bias",
+            (24,),
+            "tensor 'roi_heads.densepose_predictor.index_uv_lowres.bias' declares shape [24]; the R_50_FPN layout "
+            "needs [25]",
+        ),
+    ],
+)
+def test_shapes_must_agree_with_the_layout(golden_dir, tmp_path, name, shape, refusal):
+    model = tiny_model(golden_dir)
+    model[name] = np.zeros(shape, np.float32)
+    path = tmp_path / "reshaped.pkl"
+    path.write_bytes(pickle.dumps({"model": model}))
+    with pytest.raises(WeightsError, match=re.escape(f"{path}: {refusal}")):
+        read_model_zoo_pickle(path)
+
+
+def test_missing_tensors_are_refused(golden_dir, tmp_path):
+    model = tiny_model(golden_dir)
+    del model["roi_heads.densepose_predictor.u_lowres.bias"]
+    path = tmp_path / "partial.pkl"
+    path.write_bytes(pickle.dumps({"model": model}))
+    with pytest.raises(WeightsError, match=re.escape("1 tensor(s) of the R_50_FPN_s1x layout are missing")):
+        read_model_zoo_pickle(path)
+
+
+def test_declared_bytes_must_match_the_data(tmp_path):
+    path = tmp_path / "short.pkl"
+    state = (1, (4, 4), np.dtype("f4"), False, b"\0" * 60)
+    path.write_bytes(pickle.dumps({"model": {"pixel_mean": _Declared((0,), state)}}))
+    with pytest.raises(
+        WeightsError, match=r"tensor 'pixel_mean' declares shape \[4, 4\] of float32 \(64 bytes\) but holds 60"
+    ):
+        read_model_zoo_pickle(path)
+
+
+def test_the_released_model_layout_has_335_tensors():
+    """With the released widths the layout adds up to the published file: 255,709,320 bytes of float32 data
+    in the 255,757,821-byte pickle (the rest is names and pickle framing)."""
+    widths = {"stem width": 64, "FPN width": 256, "box head width": 1024, "decoder width": 256}
+    widths |= {"decoder output width": 256, "DensePose head width": 512}
+    for stage, (inner, out) in {2: (64, 256), 3: (128, 512), 4: (256, 1024), 5: (512, 2048)}.items():
+        widths |= {f"res{stage} bottleneck width": inner, f"res{stage} output width": out}
+    layout = expected_layout()
+
+    def size(dim):
+        return dim if isinstance(dim, int) else widths[dim] if isinstance(dim, str) else widths[dim[0]] * dim[1]
+
+    assert len(layout) == 335
+    assert sum(4 * math.prod(size(d) for d in dims) for dims in layout.values()) == 255_709_320

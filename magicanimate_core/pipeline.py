@@ -27,6 +27,7 @@ from .noise import NOISE_FRAMES, draw_noise, tile_noise
 from .options import SamplingOptions, Speedups
 from .preprocess import padded_length
 from .scheduling import make_scheduler
+from .validation import check_finite
 
 __all__ = ["MagicAnimatePipeline", "SamplingOptions", "Speedups", "StepInfo"]
 
@@ -194,6 +195,7 @@ class MagicAnimatePipeline:
         and tiled along the frames. Returns `[F, H, W, 3]` floats in [0, 1] on the CPU.
         """
         options, speedups = options or SamplingOptions(), speedups or Speedups()
+        check_finite("guidance_scale", guidance_scale, "7.5 as released; 1 or less turns guidance off")
         reference = self._check_inputs(reference, motion, num_inference_steps, context_frames, context_overlap)
         num_frames, height, width = motion.shape[0], motion.shape[1], motion.shape[2]
         check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)

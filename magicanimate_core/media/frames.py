@@ -31,20 +31,31 @@ def from_uint8(frames: Iterable[np.ndarray]) -> torch.Tensor:
 
 
 def check_image_range(images: torch.Tensor, name: str) -> None:
-    """Refuse IMAGE batches that are not finite floats in [0, 1] (e.g. 0..255 values or NaN pixels)."""
+    """Refuse an IMAGE batch that is not finite floats in [0, 1] (0..255 values, NaN or infinite pixels).
+
+    `name` says where the batch came from, e.g. "motion (the node connected to the Sampler's motion input)";
+    the message names the bad values and the fix.
+    """
     if not images.is_floating_point():
-        raise ValueError(f"{name}: expected float pixels in [0, 1], got {images.dtype}; convert with x / 255")
+        raise ValueError(
+            f"{name}: pixels are {images.dtype}, but IMAGE values must be floats in [0, 1]; "
+            "convert them with x / 255 in the node that produced them"
+        )
+    if images.numel() == 0:
+        return
     finite = torch.isfinite(images)
     if not bool(finite.all()):
         bad = int((~finite).sum())
+        frames = (~finite).reshape(images.shape[0], -1).any(1).nonzero().flatten().tolist() if images.ndim == 4 else []
+        where = f" in {len(frames)} frames (the first is frame {frames[0]})" if frames else ""
         raise ValueError(
-            f"{name}: {bad} pixel values are NaN or infinite; the node that produced these images is broken, "
-            "fix or replace it"
+            f"{name}: {bad} of {images.numel()} pixel values are NaN or infinite{where}; a black or empty result "
+            "would follow. Fix or replace the node that produced these images"
         )
-    low, high = float(images.min()), float(images.max()) if images.numel() else (0.0, 0.0)
+    low, high = float(images.min()), float(images.max())
     if low < 0 or high > 1:
-        hint = " (they look like 0..255 values: divide by 255)" if high > 1.5 else ""
+        hint = "; they look like 0..255 values: divide them by 255" if high > 1.5 else "; clamp them to [0, 1]"
         raise ValueError(
-            f"{name}: pixel values span [{low:g}, {high:g}], outside ComfyUI's IMAGE range [0, 1]{hint}; "
-            "fix the node that produced them"
+            f"{name}: pixel values span [{low:g}, {high:g}], outside ComfyUI's IMAGE range [0, 1]{hint} in the "
+            "node that produced them"
         )

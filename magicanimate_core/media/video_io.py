@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +45,7 @@ _EVEN_SIZE_CODECS = {"libx264"}  # yuv420p in H.264 needs even width and height
 _MAX_RATE_DENOMINATOR = 1001  # 29.97 -> 2997/100, 30000/1001 stays exact
 _Timed = Iterator[tuple[Fraction, av.VideoFrame]]  # decoded frames with their times in seconds
 HELD_BYTES_PER_VALUE = 4  # a caller that keeps the frames holds them as a float32 IMAGE batch
+_NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def write_video(
     quality: int = DEFAULT_QUALITY,
     metadata: dict[str, str] | None = None,
     overwrite: bool = False,
+    on_frame: Callable[[int], None] | None = None,
 ) -> Path:
     """Encode RGB frames [H, W, 3|4] (uint8, or float in [0, 1]) to `path`; return the path written.
 
@@ -125,9 +127,11 @@ def write_video(
     `metadata` become container tags (MP4, WebM, MKV; GIF and WebP have none). Missing folders are
     created. The video is written to a hidden temporary file beside `path` and moved into place only
     once complete, never over an existing file unless `overwrite`: on any exception,
-    including one raised by `frames`, the temporary file is removed and the exception re-raised.
+    including one raised by `frames` or `on_frame`, the temporary file is removed and the exception re-raised.
+    `on_frame(n)` runs after each encoded frame (n = frames so far): raise there to stop (e.g. a Cancel button).
     """
     path, name = _resolve_format(Path(path), format)
+    temp = _temporary_path(path)  # refused here, before any folder or file exists, if the OS could not use it
     _, container_format, codec, pix_fmt, _ = FORMATS[name]
     rate = _rate(fps, "fps")
     _check_int("quality", quality, 0, "0..100, higher is better", high=100)
@@ -150,7 +154,6 @@ def write_video(
         )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")  # the muxer creates it with umask modes
     try:
         with av.open(str(temp), "w", format=container_format, options=_muxer_options(container_format)) as out:
             out.metadata.update(tags)
@@ -164,6 +167,8 @@ def write_video(
                 frame = _gif_frame(image) if codec == "gif" else av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts, frame.time_base = index, 1 / rate
                 out.mux(stream.encode(frame))
+                if on_frame is not None:
+                    on_frame(index + 1)
             out.mux(stream.encode())
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} appeared while writing; not overwritten (pass overwrite=True)")
@@ -172,6 +177,22 @@ def write_video(
         temp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _temporary_path(path: Path) -> Path:
+    """The hidden file beside `path` the video is written to (the muxer creates it with umask modes), checked.
+
+    FFmpeg would cut a name at a NUL character and write elsewhere, where the clean-up could not find it.
+    """
+    if "\0" in str(path):
+        raise ValueError(f"{str(path)!r}: a file name cannot contain a NUL character (\\0); remove it from the name")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    excess = len(os.fsencode(temp.name)) - _NAME_MAX
+    if excess > 0:
+        raise ValueError(
+            f"{path.name!r}: the file name is too long for the file system; shorten it by {excess} characters"
+        )
+    return temp
 
 
 def _selected_count(

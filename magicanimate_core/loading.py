@@ -15,7 +15,6 @@ one the model does not have, is an error naming the file and the first offending
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from .models import PRUNED_KEYS, AppearanceEncoder, UNet3DConditionModel
 from .temporal_weights import check_overlay_base, read_converted_temporal, read_temporal_ckpt
-from .weights_io import StateDict, read_state_dict
+from .weights_io import FIX, StateDict, WeightsFileError, load_failure_cause, read_config, read_state_dict
 
 logger = logging.getLogger("magicanimate")
 
@@ -39,6 +38,12 @@ TEMPORAL_DIR = Path("MagicAnimate/temporal_attention")
 TEMPORAL_CKPT = "temporal_attention.ckpt"
 TEMPORAL_SAFETENSORS = "temporal_attention.safetensors"
 SD15_DIR = Path("stable-diffusion-v1-5")
+WEIGHT_NAMES = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
 VAE_DIR = Path("sd-vae-ft-mse")
 
 
@@ -170,7 +175,7 @@ def load_unet(
 
 
 def load_appearance_encoder(folder: Path) -> AppearanceEncoder:
-    config = json.loads((folder / "config.json").read_text())
+    config = read_config(folder / "config.json")
     unet = UNet2DConditionModel.from_config(config)
     weights = folder / "diffusion_pytorch_model.safetensors"
     load_strict(unet, read_state_dict(weights), weights, allowed_missing=PRUNED_KEYS)
@@ -182,14 +187,28 @@ def load_diffusers_folder(
 ) -> Any:
     """`from_pretrained` on a local folder with strict accounting of the loading report."""
     extra = {} if model_class is CLIPTextModel else {"low_cpu_mem_usage": False}
-    model, info = model_class.from_pretrained(
-        folder, output_loading_info=True, local_files_only=True, torch_dtype=dtype, **extra
-    )
+    read_config(folder / "config.json")
+    try:
+        model, info = model_class.from_pretrained(
+            folder, output_loading_info=True, local_files_only=True, torch_dtype=dtype, **extra
+        )
+    except Exception as error:  # noqa: BLE001 - the config was valid, so the weights file is unusable
+        weights = first_existing(folder, WEIGHT_NAMES) or folder
+        raise WeightsFileError(f"cannot read weights from {weights}: {load_failure_cause(error)}. {FIX}.") from None
     unexpected = [key for key in info.get("unexpected_keys", []) if key not in set(allowed_unexpected)]
     problems = list(info.get("missing_keys", [])) + unexpected + list(info.get("mismatched_keys", []))
     if problems:
         raise CheckpointKeyError(f"{folder} does not match {model_class.__name__}: {problems[:5]}")
     return model
+
+
+def load_tokenizer(folder: Path) -> CLIPTokenizer:
+    try:
+        return CLIPTokenizer.from_pretrained(folder)
+    except Exception as error:  # noqa: BLE001 - vocab.json or merges.txt is unusable
+        raise WeightsFileError(
+            f"cannot read the tokenizer in {folder} (vocab.json, merges.txt): {load_failure_cause(error)}. {FIX}."
+        ) from None
 
 
 def load_models(
@@ -209,7 +228,7 @@ def load_models(
 
     if sd15_checkpoint is None:
         unet_dir = model_dir / SD15_DIR / "unet"
-        unet_config = json.loads((unet_dir / "config.json").read_text())
+        unet_config = read_config(unet_dir / "config.json")
         unet_weights = first_existing(unet_dir, ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))
         sd15_unet: StateDict = read_state_dict(unet_weights)
         sd15_source: Path | str = unet_weights
@@ -219,7 +238,7 @@ def load_models(
             dtype,
             allowed_unexpected=["text_model.embeddings.position_ids"],
         )
-        tokenizer: Callable[..., Any] = CLIPTokenizer.from_pretrained(model_dir / SD15_DIR / "tokenizer")
+        tokenizer: Callable[..., Any] = load_tokenizer(model_dir / SD15_DIR / "tokenizer")
     else:
         from .single_file import load_sd15_single_file
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from ..magicanimate_core.media.frames import to_uint8
+from ..magicanimate_core.media.frames import check_image_range, to_uint8
 from ..magicanimate_core.media.video_io import DEFAULT_FORMAT, DEFAULT_QUALITY, FORMATS, write_video
+from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 
 
@@ -90,9 +91,26 @@ class MagicAnimate_SaveVideo:
         extra_pnginfo: dict | None = None,
     ) -> dict:
         if images.shape[0] == 0:
-            raise ValueError("images holds no frames: nothing to save")
+            raise ValueError(
+                "images holds no frames, so there is nothing to save: the node connected to Save Video's 'images' "
+                "input produced an empty batch; check that node's inputs (e.g. a loader's skip_first_frames)"
+            )
+        check_image_range(images, "images (from the node connected to Save Video's 'images' input)")
+        check_finite("fps", fps, "e.g. 25")
+        if "\0" in filename_prefix:
+            raise ValueError(
+                f"filename_prefix {filename_prefix!r} contains a NUL character (\\0), which no file name can hold; "
+                "remove it"
+            )
         height, width = images.shape[1:3]
         folder, stem, counter, subfolder = comfy.save_path(filename_prefix, width, height)
+        progress = comfy.progress_bar(images.shape[0])
+
+        def on_frame(done: int) -> None:
+            """Honour Cancel between frames (write_video then removes its temporary file)."""
+            comfy.throw_if_interrupted()
+            progress.update_absolute(done)
+
         frames, metadata, suffix = to_uint8(images), workflow_metadata(prompt, extra_pnginfo), FORMATS[format][0]
         while True:  # the counter is free unless another save took it meanwhile
             try:
@@ -103,6 +121,7 @@ class MagicAnimate_SaveVideo:
                     format=format,
                     quality=quality,
                     metadata=metadata,
+                    on_frame=on_frame,
                 )
                 break
             except FileExistsError:

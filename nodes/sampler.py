@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..magicanimate_core.media.frames import check_image_range
+from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 from .preview import latent_preview
 
@@ -113,6 +115,9 @@ class MagicAnimate_Sampler:
         context_overlap: int,
         noise: dict | None = None,
     ) -> tuple[torch.Tensor]:
+        check_image_range(reference, "reference (from the node connected to the Sampler's 'reference' input)")
+        check_image_range(motion, "motion (from the node connected to the Sampler's 'motion' input)")
+        check_finite("guidance_scale", guidance_scale, "7.5 as released")
         check_inputs(reference, motion)
         progress, size = comfy.progress_bar(steps), comfy.preview_size()
 

@@ -1,14 +1,15 @@
 """Rendered DensePose RGB frames -> part indices 0..24: the inverse of `render.colorize`.
 
 Pixels holding an exact palette colour (our renderings, lossless files) map back exactly. Other pixels (lossy
-video) take the nearest palette colour in a luma-weighted YCbCr space: both palettes change brightness steadily
-from label to label, and 4:2:0 video keeps luma at full resolution while it blurs colour across part edges.
+video) take the nearest palette colour in a luma-weighted YCbCr space (both palettes change brightness steadily
+from label to label, and 4:2:0 video keeps luma at full resolution while it blurs colour across part edges);
+where such a pixel's label then differs from a neighbour's, it takes the majority label of its 3x3 window (its
+own label wins ties): compression blurs part edges into the colours of the labels in between.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .render import COLORMAPS, NUM_PART_LABELS, palette
 
@@ -16,7 +17,7 @@ AUTO = "auto"
 MAX_MEAN_DISTANCE = 24.0  # mean weighted distance to the nearest palette colour above which frames are not DensePose
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 _WEIGHTS = np.array([1.0, 0.5, 0.5], np.float32)  # luma counts twice as much as each colour difference
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 
 
 def _codes(rgb: np.ndarray) -> np.ndarray:
@@ -25,9 +26,9 @@ def _codes(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
-def _space(rgb: np.ndarray) -> torch.Tensor:
+def _space(rgb: np.ndarray) -> np.ndarray:
     """uint8 or float RGB [N, 3] -> weighted YCbCr float32 [N, 3]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32) @ (_YCBCR.T * _WEIGHTS))
+    return np.asarray(rgb, np.float32) @ (_YCBCR.T * _WEIGHTS)
 
 
 def _nearest(rgb: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,9 +37,10 @@ def _nearest(rgb: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarr
     index = np.empty(len(rgb), np.uint8)
     distance = np.empty(len(rgb), np.float32)
     for start in range(0, len(rgb), _CHUNK):
-        found = torch.cdist(_space(rgb[start : start + _CHUNK]), targets).min(dim=1)
-        index[start : start + _CHUNK] = found.indices.numpy()
-        distance[start : start + _CHUNK] = found.values.numpy()
+        points = _space(rgb[start : start + _CHUNK])
+        squared = (points * points).sum(1, keepdims=True) - 2 * points @ targets.T + (targets * targets).sum(1)
+        index[start : start + _CHUNK] = squared.argmin(1)
+        distance[start : start + _CHUNK] = np.sqrt(np.maximum(squared.min(1), 0))
     return index, distance
 
 
@@ -79,5 +81,31 @@ def labels_from_rgb(frames: np.ndarray, colormap: str = AUTO) -> np.ndarray:
     labels = order[position].astype(np.uint8)
     inexact = table[labels] != codes
     if inexact.any():
-        labels[inexact] = _nearest(frames[..., :3][inexact], colours)[0]
+        lossy = codes[inexact]
+        seen = np.zeros(1 << 24, bool)  # dedupe colours without sorting: a compressed frame has few thousand
+        seen[lossy] = True
+        unique = np.flatnonzero(seen)
+        lookup = np.zeros(1 << 24, np.uint8)
+        lookup[unique] = _nearest(np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], -1), colours)[0]
+        labels[inexact] = lookup[lossy]
+        flat = labels.reshape(-1, *labels.shape[-2:])
+        flat[...] = _majority(flat, inexact.reshape(flat.shape))
     return labels
+
+
+def _majority(labels: np.ndarray, inexact: np.ndarray) -> np.ndarray:
+    """[N, H, W] labels with each `inexact` pixel on a label edge replaced by its 3x3 window's majority."""
+    padded = np.pad(labels, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    height, width = labels.shape[1:]
+    shifts = [(dy, dx) for dy in range(3) for dx in range(3)]
+    edge = np.zeros(labels.shape, bool)
+    for dy, dx in shifts:
+        edge |= padded[:, dy : dy + height, dx : dx + width] != labels
+    frame, row, col = np.nonzero(edge & inexact)
+    out = labels.copy()
+    for start in range(0, frame.size, _CHUNK):
+        f, r, c = frame[start : start + _CHUNK], row[start : start + _CHUNK], col[start : start + _CHUNK]
+        window = np.stack([padded[f, r + dy, c + dx] for dy, dx in shifts], 1)
+        votes = (window[:, :, None] == window[:, None, :]).sum(1) * 2 + (window == window[:, 4:5])
+        out[f, r, c] = window[np.arange(len(window)), votes.argmax(1)]
+    return out

@@ -339,3 +339,22 @@ def retarget_labels(
             if progress is not None:
                 progress(index + 1)
     return out
+
+
+LIMBS = (2, 3, 4, 5, 8, 9, 10, 11)  # upper arms, lower arms, upper legs, lower legs
+
+
+def bone_lengths(labels: np.ndarray) -> np.ndarray:
+    """Joint-to-joint length of each limb in LIMBS, [F, 8] pixels (nan where a joint is not visible)."""
+    bodies = measure(np.asarray(labels, np.uint8))
+    parents = _parents(bodies)
+    joints = _joints(bodies, parents)
+    lengths = np.full((len(bodies.count), len(LIMBS)), np.nan)
+    for column, segment in enumerate(LIMBS):
+        child = int(np.flatnonzero(parents == segment)[0])
+        seen = bodies.contact[:, segment, child] > 0
+        if segment not in UPPER_LIMBS:  # the upper limbs' proximal joint mirrors the distal one
+            seen &= bodies.contact[:, segment, parents[segment]] > 0
+        distance = np.linalg.norm(bodies.contact_point[:, segment, child] - joints[:, segment], axis=-1)
+        lengths[:, column] = np.where(seen, distance, np.nan)
+    return lengths

@@ -8,6 +8,7 @@ import torch
 
 from ..magicanimate_core.media.frames import from_uint8
 from ..magicanimate_core.media.video_io import read_video, write_video
+from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 from . import input_files
 from .examples import EXAMPLES
@@ -91,6 +92,7 @@ class MagicAnimate_LoadVideo:
     def load(
         self, video: str, frame_load_cap: int, skip_first_frames: int, select_every_nth: int, force_rate: float
     ) -> tuple[torch.Tensor, float, int]:
+        check_finite("force_rate", force_rate, "0 keeps the source rate")
         path = example_file(video) if video in EXAMPLES else input_files.resolve(video, video_choices())
         info, frames = read_video(
             path,
@@ -104,7 +106,12 @@ class MagicAnimate_LoadVideo:
             raise ValueError(
                 f"No frames left in '{video}' ({info.source_frame_count} frames at {info.source_fps:g} fps) after "
                 f"skip_first_frames={skip_first_frames}, select_every_nth={select_every_nth}, "
-                f"force_rate={force_rate:g}; lower skip_first_frames"
+                f"force_rate={force_rate:g}; "
+                + (
+                    "lower skip_first_frames"
+                    if skip_first_frames
+                    else "the file holds no frame that can be decoded: re-export it (e.g. as H.264 MP4) or pick another"
+                )
             )
         return images, float(info.output_fps), int(images.shape[0])
 

@@ -8,7 +8,8 @@ from ..densepose_node.backends import BACKENDS, load_estimator
 from ..densepose_node.extract import FITS, extract_densepose
 from ..densepose_node.render import COLORMAPS
 from ..magicanimate_core.media.fit import square_label_fit
-from ..magicanimate_core.media.frames import from_uint8, to_uint8
+from ..magicanimate_core.media.frames import check_image_range, from_uint8, to_uint8
+from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 
 WEIGHTS_FOLDER = "densepose"
@@ -120,7 +121,12 @@ class MagicAnimate_VideoToDensePose:
         temporal_smoothing: bool = False,
     ) -> tuple[torch.Tensor]:
         if images.shape[0] == 0:
-            raise ValueError("images holds no frames: nothing to convert to DensePose")
+            raise ValueError(
+                "images holds no frames, so there is nothing to convert to DensePose: the node connected to the "
+                "'images' input produced an empty batch; check that node's inputs (e.g. a loader's skip_first_frames)"
+            )
+        check_image_range(images, "images (from the node connected to Video To DensePose's 'images' input)")
+        check_finite("score_threshold", score_threshold, "0.05 as vid2densepose")
         estimator = load_estimator(backend, comfy.model_file(WEIGHTS_FOLDER, weights), device=comfy.torch_device())
         progress = comfy.progress_bar(images.shape[0])
 

@@ -16,6 +16,11 @@ def check_choice(name: str, choices: list[str]) -> str | None:
     file inside the input folder: "../x", absolute paths and links that leave the folder are refused.
     """
     folder = comfy.input_directory()
+    if "\0" in name:
+        return (
+            f"{name!r} contains a NUL character (\\0), which no file name can hold; pick a file from the list "
+            "or upload it again"
+        )
     real = os.path.realpath(folder / name)
     if os.path.commonpath([str(folder), real]) != str(folder):
         return f"'{name}' is outside ComfyUI's input folder ({folder}); pick a file from the list or upload it"

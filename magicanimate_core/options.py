@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+# user-facing window weighting names (nodes, CLI) -> SamplingOptions.window_weighting
+WINDOW_WEIGHTINGS = {"uniform": "average", "pyramid": "pyramid"}
+
 
 @dataclass(frozen=True)
 class SamplingOptions:

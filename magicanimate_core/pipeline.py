@@ -43,6 +43,7 @@ class StepInfo:
     call: int  # UNet calls finished in this step; equals num_calls once the step is complete
     num_calls: int
     latents: torch.Tensor | None = None  # the step's result `[1, 4, N, h, w]`, set once it is complete
+    denoised: torch.Tensor | None = None  # the scheduler's estimate of the clean latents (pred_original_sample)
 
     @property
     def progress(self) -> float:
@@ -265,9 +266,11 @@ class MagicAnimatePipeline:
                         callback(StepInfo(step, num_inference_steps, done, len(windows)))
                 averaged = sums / counts
                 guided = averaged[0] + guidance_scale * (averaged[1] - averaged[0]) if do_cfg else averaged[0]
-                latents = scheduler.step(guided[None], t, latents).prev_sample
+                result = scheduler.step(guided[None], t, latents)
+                latents = result.prev_sample
                 if callback is not None:
-                    callback(StepInfo(step, num_inference_steps, len(windows), len(windows), latents))
+                    denoised = getattr(result, "pred_original_sample", None)  # DDIM reports it, DPM-Solver++ not
+                    callback(StepInfo(step, num_inference_steps, len(windows), len(windows), latents, denoised))
         finally:
             self.reference_state.bank = None
             self.reference_state.cond_rows = None

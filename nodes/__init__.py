@@ -1,10 +1,12 @@
 """The pack's ComfyUI nodes (V1 API). Keys are public API: workflows store them, never rename one."""
 
 from . import comfy_adapter
+from .crop_to_reference import MagicAnimate_CropToReference
 from .load_reference import MagicAnimate_LoadReference
 from .load_video import MagicAnimate_LoadVideo
 from .model_loader import MODEL_FOLDER, MagicAnimate_ModelLoader
 from .sampler import MagicAnimate_Sampler
+from .sampler_options import MagicAnimate_SamplerOptions
 from .save_video import MagicAnimate_SaveVideo
 from .video_to_densepose import WEIGHTS_FOLDER, MagicAnimate_VideoToDensePose
 
@@ -18,6 +20,8 @@ NODE_CLASS_MAPPINGS = {
     "MagicAnimate_ModelLoader": MagicAnimate_ModelLoader,
     "MagicAnimate_Sampler": MagicAnimate_Sampler,
     "MagicAnimate_SaveVideo": MagicAnimate_SaveVideo,
+    "MagicAnimate_SamplerOptions": MagicAnimate_SamplerOptions,
+    "MagicAnimate_CropToReference": MagicAnimate_CropToReference,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -27,4 +31,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MagicAnimate_ModelLoader": "MagicAnimate Model Loader",
     "MagicAnimate_Sampler": "MagicAnimate Sampler",
     "MagicAnimate_SaveVideo": "Save Video (MagicAnimate)",
+    "MagicAnimate_SamplerOptions": "MagicAnimate Sampler Options",
+    "MagicAnimate_CropToReference": "Crop To Reference (MagicAnimate)",
 }

@@ -8,6 +8,7 @@ that needs ComfyUI's folders raises a RuntimeError saying so.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from pathlib import Path
 from types import ModuleType
@@ -159,12 +160,98 @@ def soft_empty_cache() -> None:
         management.soft_empty_cache()
 
 
+# --- models in ComfyUI's memory manager ------------------------------------------------------------------
+
+
+class _Networks(torch.nn.Module):
+    """One module holding a pipeline's networks, the form ComfyUI's ModelPatcher moves and measures."""
+
+    def __init__(self, networks: list[torch.nn.Module], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.networks = torch.nn.ModuleList(networks)
+        self.dtype = dtype
+
+    def get_dtype(self) -> torch.dtype:
+        return self.dtype
+
+
+def _patcher(model: Any) -> Any | None:
+    """The ModelPatcher through which ComfyUI loads and evicts `model` (a pipeline with `.models.modules()`).
+
+    None outside ComfyUI, and on ComfyUIs whose `load_models_gpu` cannot force a full load (plain torch
+    modules cannot be loaded partially); the caller then moves the model itself.
+    """
+    management, patching = _model_management(), _optional("comfy.model_patcher")
+    if management is None or patching is None or not hasattr(model, "models"):
+        return None
+    if "force_full_load" not in inspect.signature(management.load_models_gpu).parameters:
+        return None
+    if getattr(model, "comfy_patcher", None) is None:
+        networks = _Networks(list(model.models.modules()), model.dtype)
+        model.comfy_patcher = patching.ModelPatcher(
+            networks, load_device=management.get_torch_device(), offload_device=management.unet_offload_device()
+        )
+    return model.comfy_patcher
+
+
+def free_memory(required: int, device: torch.device, keep: Any = None) -> int | None:
+    """Let ComfyUI unload other models (never `keep`'s) until `required` bytes are free on a GPU `device`.
+
+    Returns the free bytes afterwards, or None where memory is not checked (the CPU).
+    """
+    if device.type == "cpu":
+        return None
+    management = _model_management()
+    if management is None:
+        return torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    patcher = _patcher(keep) if keep is not None else None
+    management.free_memory(required, device, keep_loaded=[] if patcher is None else [management.LoadedModel(patcher)])
+    return int(management.get_free_memory(device))
+
+
+def load_model(model: Any, memory_required: int) -> None:
+    """Put `model` on the torch device, through ComfyUI's `load_models_gpu` when possible.
+
+    There ComfyUI frees other models for it (`memory_required` = bytes the run needs beside the weights)
+    and may evict it later for others, like its own models.
+    """
+    patcher = _patcher(model)
+    if patcher is not None:
+        _model_management().load_models_gpu([patcher], memory_required=memory_required, force_full_load=True)
+    model.to(torch_device())
+
+
+def release_model(model: Any, keep_loaded: bool) -> None:
+    """After a run: unload `model` to the offload device unless `keep_loaded` and ComfyUI manages it."""
+    patcher = getattr(model, "comfy_patcher", None)
+    if patcher is None:  # outside ComfyUI's manager nothing could evict it later: never stay on the device
+        model.to(offload_device())
+    elif not keep_loaded:
+        loaded = _model_management().current_loaded_models
+        for index, entry in enumerate(loaded):
+            if entry.model is patcher:
+                entry.model_unload()
+                loaded.pop(index)
+                break
+    soft_empty_cache()
+
+
 # --- command-line flags ----------------------------------------------------------------------------------
 
 
 def metadata_enabled() -> bool:
     """False when ComfyUI runs with --disable-metadata."""
     return not getattr(_args(), "disable_metadata", False)
+
+
+def latent_previewer() -> Any | None:
+    """ComfyUI's previewer for SD1.5 latents (latent2rgb or TAESD, as `--preview-method` says), or None."""
+    if preview_size() is None or _model_management() is None:
+        return None
+    previews, formats = _optional("latent_preview"), _optional("comfy.latent_formats")
+    if previews is None or formats is None:
+        return None
+    return previews.get_previewer(torch_device(), formats.SD15())
 
 
 def preview_size() -> int | None:

@@ -1,11 +1,10 @@
-"""Files picked from ComfyUI's input folder: listing, validation (no path traversal) and change hashes."""
+"""Files picked from ComfyUI's input folder: listing, validation (no path traversal) and change stamps."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..magicanimate_core.media.hashing import sha256_file
 from . import comfy_adapter as comfy
 
 
@@ -39,6 +38,10 @@ def resolve(name: str, choices: list[str]) -> Path:
     return comfy.input_directory() / name
 
 
-def file_hash(path: Path) -> str:
-    """sha256 of the file's content: ComfyUI re-runs a loader when it changes."""
-    return sha256_file(path).hexdigest()
+def file_stamp(path: Path) -> str:
+    """Path, size and modification time of an input file: ComfyUI re-runs a loader when one changes.
+
+    Cheap on every queue (no hashing), as core LoadVideo and VideoHelperSuite do.
+    """
+    stat = path.stat()
+    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"

@@ -7,10 +7,12 @@ from PIL import Image
 
 from ..magicanimate_core.media.fit import FIT_MODES, fit_image
 from ..magicanimate_core.media.images import read_image
+from ..magicanimate_core.media.motion_fit import ContentRegion
 from . import comfy_adapter as comfy
 from . import input_files
 
 IMAGE_SUFFIXES = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+CONTENT_TYPE = "MAGICANIMATE_CONTENT"
 
 
 class MagicAnimate_LoadReference:
@@ -21,9 +23,13 @@ class MagicAnimate_LoadReference:
     )
     CATEGORY = "MagicAnimate"
     FUNCTION = "load"
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("image", "mask")
-    OUTPUT_TOOLTIPS = ("The fitted reference, one image [1, H, W, 3].", "1 where the picture is transparent.")
+    RETURN_TYPES = ("IMAGE", "MASK", CONTENT_TYPE)
+    RETURN_NAMES = ("image", "mask", "content")
+    OUTPUT_TOOLTIPS = (
+        "The fitted reference, one image [1, H, W, 3].",
+        "1 where the picture is transparent.",
+        "Where the photo lies inside the padding; 'Crop To Reference' cuts the animation back to it.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -49,13 +55,14 @@ class MagicAnimate_LoadReference:
             }
         }
 
-    def load(self, image: str, fit: str, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def load(self, image: str, fit: str, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor, ContentRegion]:
         path = input_files.resolve(image, comfy.input_files(IMAGE_SUFFIXES))
         rgba = torch.from_numpy(read_image(path))
         rgb = fit_image(rgba[..., :3], width, height, fit)
         alpha = fit_image(rgba[..., 3:].expand(-1, -1, 3), width, height, fit)[..., 0]
+        content = ContentRegion.of_fit(rgba.shape[0], rgba.shape[1], width, height, fit)
         device = comfy.intermediate_device()
-        return rgb[None].float().to(device), (1 - alpha)[None].float().to(device)
+        return rgb[None].float().to(device), (1 - alpha)[None].float().to(device), content
 
     @classmethod
     def VALIDATE_INPUTS(cls, image: str) -> bool | str:
@@ -64,4 +71,4 @@ class MagicAnimate_LoadReference:
 
     @classmethod
     def IS_CHANGED(cls, image: str, **_: object) -> str:
-        return input_files.file_hash(comfy.input_directory() / image)
+        return input_files.file_stamp(comfy.input_directory() / image)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..magicanimate_core.media.frames import from_uint8
+from ..magicanimate_core.media.motion_fit import MOTION_FITS, fit_motion
 from ..magicanimate_core.media.video_io import read_video, write_video
 from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
@@ -47,6 +48,7 @@ class MagicAnimate_LoadVideo:
 
     @classmethod
     def INPUT_TYPES(cls):
+        size = {"default": 0, "min": 0, "max": 2048, "step": 8}
         return {
             "required": {
                 "video": (
@@ -86,11 +88,34 @@ class MagicAnimate_LoadVideo:
                         ),
                     },
                 ),
-            }
+            },
+            "optional": {
+                "width": ("INT", {**size, "tooltip": "Output width, a multiple of 8 (0 = the source's)."}),
+                "height": ("INT", {**size, "tooltip": "Output height, a multiple of 8 (0 = the source's)."}),
+                "fit": (
+                    list(MOTION_FITS),
+                    {
+                        "default": "pad",
+                        "tooltip": (
+                            "How to reach width x height: pad = add the frames' background colour on the short "
+                            "sides, crop = cut the centre, stretch = distort. Nearest neighbour, so DensePose "
+                            "colours stay exact."
+                        ),
+                    },
+                ),
+            },
         }
 
     def load(
-        self, video: str, frame_load_cap: int, skip_first_frames: int, select_every_nth: int, force_rate: float
+        self,
+        video: str,
+        frame_load_cap: int,
+        skip_first_frames: int,
+        select_every_nth: int,
+        force_rate: float,
+        width: int = 0,
+        height: int = 0,
+        fit: str = "pad",
     ) -> tuple[torch.Tensor, float, int]:
         check_finite("force_rate", force_rate, "0 keeps the source rate")
         path = example_file(video) if video in EXAMPLES else input_files.resolve(video, video_choices())
@@ -113,6 +138,7 @@ class MagicAnimate_LoadVideo:
                     else "the file holds no frame that can be decoded: re-export it (e.g. as H.264 MP4) or pick another"
                 )
             )
+        images = fit_motion(images, width or images.shape[2], height or images.shape[1], fit)
         return images, float(info.output_fps), int(images.shape[0])
 
     @classmethod
@@ -124,4 +150,4 @@ class MagicAnimate_LoadVideo:
 
     @classmethod
     def IS_CHANGED(cls, video: str, **_: object) -> str:
-        return video if video in EXAMPLES else input_files.file_hash(comfy.input_directory() / video)
+        return video if video in EXAMPLES else input_files.file_stamp(comfy.input_directory() / video)

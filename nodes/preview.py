@@ -1,26 +1,29 @@
-"""Cheap live previews: SD1.5 latents -> RGB by a fixed linear map (no VAE decode)."""
+"""Live previews of the denoised estimate: a strip of frames handed to ComfyUI's own latent previewer."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
-from PIL import Image
 
-# SD1.5 latent channel -> RGB contribution (the factors ComfyUI uses for its "latent2rgb" previews)
-SD15_LATENT_RGB = torch.tensor(
-    [
-        [0.3512, 0.2297, 0.3227],
-        [0.3250, 0.4974, 0.2350],
-        [-0.2829, 0.1762, 0.2721],
-        [-0.2120, -0.2616, -0.7177],
-    ]
-)
+if TYPE_CHECKING:
+    from ..magicanimate_core.pipeline import StepInfo
+
+STRIP_FRAMES = 4  # frames shown side by side
 
 
-def latent_preview(latents: torch.Tensor, max_size: int) -> Image.Image:
-    """First frame of latents [1, 4, F, h, w] as an RGB picture at pixel scale (8x), at most `max_size` wide."""
-    frame = latents[0, :, 0].detach().float().cpu()  # [4, h, w]
-    rgb = torch.einsum("chw,cr->hwr", frame, SD15_LATENT_RGB)
-    pixels = ((rgb + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    image = Image.fromarray(pixels)
-    scale = max(1, min(8, max_size // max(image.size)))
-    return image.resize((image.width * scale, image.height * scale), Image.Resampling.BILINEAR)
+def preview_strip(latents: torch.Tensor, frames: int = STRIP_FRAMES) -> torch.Tensor:
+    """Up to `frames` evenly spaced frames of `[1, 4, F, h, w]` latents side by side: `[1, 4, h, frames * w]`."""
+    count = latents.shape[2]
+    picks = torch.linspace(0, count - 1, min(frames, count)).round().long().unique()
+    return torch.cat(list(latents[0, :, picks].detach().float().unbind(1)), dim=-1)[None]
+
+
+def step_preview(previewer: Any, info: StepInfo) -> tuple | None:
+    """ComfyUI's preview tuple for a finished step: the scheduler's denoised estimate when it reports one."""
+    latents = getattr(info, "denoised", None)
+    if latents is None:
+        latents = info.latents
+    if previewer is None or latents is None:
+        return None
+    return previewer.decode_latent_to_preview_image("JPEG", preview_strip(latents))

@@ -7,36 +7,53 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..magicanimate_core.media.frames import check_image_range
+from ..magicanimate_core.media.motion_fit import MOTION_FITS, fit_motion
+from ..magicanimate_core.memory import estimate_device_bytes
 from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
-from .preview import latent_preview
+from .preview import step_preview
+from .sampler_options import OPTIONS_TYPE, SamplerSettings
 
 if TYPE_CHECKING:
+    from ..magicanimate_core.options import Speedups
     from ..magicanimate_core.pipeline import MagicAnimatePipeline, StepInfo
 
 MAX_CONTEXT_FRAMES = 24  # the motion module's positional encoding holds 24 frames
 
 
-def check_inputs(reference: torch.Tensor, motion: torch.Tensor) -> None:
+def check_inputs(reference: torch.Tensor) -> None:
     """ValueError naming the node-level fix; the pipeline checks everything else (sizes, noise, windows)."""
     if reference.shape[0] != 1:
         raise ValueError(
             f"reference holds {reference.shape[0]} images; MagicAnimate animates exactly one "
             "(load a single picture, e.g. with 'Load Reference (MagicAnimate)')"
         )
-    (ref_h, ref_w), (height, width) = reference.shape[1:3], motion.shape[1:3]
-    if motion.shape[0] and (ref_h, ref_w) != (height, width):
-        raise ValueError(
-            f"reference is {ref_w}x{ref_h} but the motion frames are {width}x{height}; set width={width}, "
-            f"height={height} in 'Load Reference (MagicAnimate)' (fit crop or pad)"
+
+
+def preflight(model: MagicAnimatePipeline, height: int, width: int, context_frames: int, speedups: Speedups) -> int:
+    """Check device memory before any weight moves (letting ComfyUI unload other models first).
+
+    Returns the bytes the run needs beside the weights; MemoryError naming the node inputs that lower it.
+    """
+    device = comfy.torch_device()
+    activations = estimate_device_bytes(0, height, width, context_frames, model.dtype, speedups)
+    needed = model.estimate_device_bytes(height, width, context_frames, speedups)
+    free = comfy.free_memory(needed, device, keep=model)
+    if free is not None and needed > free:
+        raise MemoryError(
+            f"this run needs about {needed / 2**30:.1f} GiB on {device} but {free / 2**30:.1f} GiB are free. "
+            "Lower it with 'MagicAnimate Sampler Options' connected to the sampler's options input: "
+            "sequential_cfg=true, offload=true, decode_batch_size=1; or with the sampler's context_frames "
+            "(e.g. 12), the loader's dtype fp16, or a smaller Load Reference width/height (e.g. 384)."
         )
+    return activations
 
 
 class MagicAnimate_Sampler:
     DESCRIPTION = (
         "Animates the reference picture so that the person follows the DensePose motion frames. Long clips are "
-        "denoised in overlapping windows of context_frames. Reference and motion must have the same size, a "
-        "multiple of 8 (512x512 suits the released model)."
+        "denoised in overlapping windows of context_frames. The reference sets the size, a multiple of 8 "
+        "(512x512 suits the released model); motion of another size is fitted to it (motion_fit)."
     )
     CATEGORY = "MagicAnimate"
     FUNCTION = "sample"
@@ -49,7 +66,7 @@ class MagicAnimate_Sampler:
         return {
             "required": {
                 "model": ("MAGICANIMATE_MODEL", {"tooltip": "From 'MagicAnimate Model Loader'."}),
-                "reference": ("IMAGE", {"tooltip": "The person to animate: one image, same size as the motion."}),
+                "reference": ("IMAGE", {"tooltip": "The person to animate: one image; its size is the animation's."}),
                 "motion": ("IMAGE", {"tooltip": "DensePose frames [F, H, W, 3] driving the animation."}),
                 "seed": (
                     "INT",
@@ -100,6 +117,20 @@ class MagicAnimate_Sampler:
                     "LATENT",
                     {"tooltip": ("Initial noise [K, 4, H/8, W/8] instead of the seed's, repeated every K frames.")},
                 ),
+                "motion_fit": (
+                    list(MOTION_FITS),
+                    {
+                        "default": "stretch",
+                        "tooltip": (
+                            "When the motion is not the reference's size: stretch it (as the original), crop its "
+                            "centre, or pad it with its background. Nearest neighbour keeps DensePose colours."
+                        ),
+                    },
+                ),
+                "options": (
+                    OPTIONS_TYPE,
+                    {"tooltip": "From 'MagicAnimate Sampler Options': scheduler, windows, guidance, memory levers."},
+                ),
             },
         }
 
@@ -114,24 +145,33 @@ class MagicAnimate_Sampler:
         context_frames: int,
         context_overlap: int,
         noise: dict | None = None,
+        motion_fit: str = "stretch",
+        options: SamplerSettings | None = None,
     ) -> tuple[torch.Tensor]:
         check_image_range(reference, "reference (from the node connected to the Sampler's 'reference' input)")
         check_image_range(motion, "motion (from the node connected to the Sampler's 'motion' input)")
         check_finite("guidance_scale", guidance_scale, "7.5 as released")
-        check_inputs(reference, motion)
-        progress, size = comfy.progress_bar(steps), comfy.preview_size()
+        check_inputs(reference)
+        height, width = reference.shape[1:3]
+        motion = fit_motion(motion, width, height, motion_fit)
+        settings = options or SamplerSettings()
+        speedups = settings.speedups()
+        activations = preflight(model, height, width, context_frames, speedups)
+        progress, previewer = comfy.progress_bar(steps), comfy.latent_previewer()
 
         def on_call(info: StepInfo) -> None:
             """After every UNet call: honour Cancel, advance the bar, preview each finished step."""
             comfy.throw_if_interrupted()
-            preview = None
-            if size is not None and info.latents is not None:
-                preview = ("JPEG", latent_preview(info.latents, size), size)
+            preview = step_preview(previewer, info) if info.latents is not None else None
             done = info.step * info.num_calls + info.call
             progress.update_absolute(done, info.num_steps * info.num_calls, preview)
 
         source = {"seed": seed} if noise is None else {"noise": noise["samples"].float().cpu()}
-        model.to(comfy.torch_device())
+        if speedups.offload:  # the pipeline moves each network in and out itself
+            model.to(comfy.offload_device())
+            model.execution_device = comfy.torch_device()
+        else:
+            comfy.load_model(model, activations)
         try:
             frames = model(
                 reference[0].float(),
@@ -142,8 +182,9 @@ class MagicAnimate_Sampler:
                 context_frames=context_frames,
                 context_overlap=context_overlap,
                 callback=on_call,
+                options=settings.sampling,
+                speedups=speedups,
             )
         finally:
-            model.to(comfy.offload_device())
-            comfy.soft_empty_cache()
+            comfy.release_model(model, settings.keep_model_loaded)
         return (frames.to(comfy.intermediate_device()),)

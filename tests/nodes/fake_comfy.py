@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 
 @dataclass
@@ -21,6 +22,7 @@ class FakeComfy:
     preview_method: str = "none"
     interrupted: bool = False
     progress: list[tuple] = field(default_factory=list)
+    previewed: list[torch.Tensor] = field(default_factory=list)  # latents given to the latent previewer
 
     def dir(self, name: str) -> Path:
         return self.root / name
@@ -100,6 +102,14 @@ def install(monkeypatch: pytest.MonkeyPatch, root: Path) -> FakeComfy:
         soft_empty_cache=lambda: None,
         throw_exception_if_processing_interrupted=throw_exception_if_processing_interrupted,
     )
+
+    class Previewer:
+        """latent_preview's previewer: records the latents, returns a picture of their size."""
+
+        def decode_latent_to_preview_image(self, preview_format, x0):
+            fake.previewed.append(x0)
+            return preview_format, Image.new("RGB", (x0.shape[-1], x0.shape[-2])), 512
+
     comfy = types.ModuleType("comfy")
     modules = {
         "folder_paths": folder_paths,
@@ -107,6 +117,8 @@ def install(monkeypatch: pytest.MonkeyPatch, root: Path) -> FakeComfy:
         "comfy.utils": types.SimpleNamespace(ProgressBar=ProgressBar),
         "comfy.model_management": management,
         "comfy.cli_args": types.SimpleNamespace(args=_Args(fake)),
+        "comfy.latent_formats": types.SimpleNamespace(SD15=lambda: "SD15"),
+        "latent_preview": types.SimpleNamespace(get_previewer=lambda device, latent_format: Previewer()),
     }
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)

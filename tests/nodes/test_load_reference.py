@@ -31,7 +31,7 @@ def gradient(width: int, height: int) -> Image.Image:
 @pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
 def test_fits_to_the_requested_size(comfy, node, fit):
     gradient(96, 48).save(comfy.dir("input") / "wide.png")
-    image, mask = node().load("wide.png", fit, 64, 72)
+    image, mask, _ = node().load("wide.png", fit, 64, 72)
     assert image.shape == (1, 72, 64, 3) and image.dtype == torch.float32
     assert mask.shape == (1, 72, 64) and float(mask.abs().max()) == 0.0
     assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
@@ -39,8 +39,8 @@ def test_fits_to_the_requested_size(comfy, node, fit):
 
 def test_fit_modes_differ_as_described(comfy, node):
     gradient(96, 48).save(comfy.dir("input") / "wide.png")
-    crop, _ = node().load("wide.png", "crop", 48, 48)
-    pad, _ = node().load("wide.png", "pad", 48, 48)
+    crop, _, _ = node().load("wide.png", "crop", 48, 48)
+    pad, _, _ = node().load("wide.png", "pad", 48, 48)
     # crop keeps the centre: its left column is mid-gradient; pad keeps the whole width: left column ~0
     assert float(crop[0, :, 0, 0].mean()) > 0.2
     assert float(pad[0, :, 0, 0].mean()) < 0.05
@@ -50,7 +50,7 @@ def test_fit_modes_differ_as_described(comfy, node):
 
 def test_none_keeps_the_picture_size(comfy, node):
     gradient(40, 24).save(comfy.dir("input") / "small.png")
-    image, mask = node().load("small.png", "none", 512, 512)
+    image, mask, _ = node().load("small.png", "none", 512, 512)
     assert image.shape == (1, 24, 40, 3) and mask.shape == (1, 24, 40)
     expected = np.asarray(gradient(40, 24), np.float32) / 255
     assert np.array_equal(image[0].numpy(), expected)
@@ -61,7 +61,7 @@ def test_exif_orientation_is_applied(comfy, node):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     picture.save(comfy.dir("input") / "rotated.jpg", exif=exif, quality=100)
-    image, _ = node().load("rotated.jpg", "none", 0, 0)
+    image, _, _ = node().load("rotated.jpg", "none", 0, 0)
     assert image.shape == (1, 32, 16, 3)
 
 
@@ -70,7 +70,7 @@ def test_rgba_alpha_becomes_the_mask(comfy, node):
     rgba[..., 0] = 200
     rgba[:8, :, 3] = 255  # top half opaque, bottom transparent
     Image.fromarray(rgba, "RGBA").save(comfy.dir("input") / "cutout.png")
-    image, mask = node().load("cutout.png", "none", 16, 16)
+    image, mask, _ = node().load("cutout.png", "none", 16, 16)
     assert image.shape == (1, 16, 16, 3)
     assert torch.allclose(image[0, ..., 0], torch.full((16, 16), 200 / 255))
     assert float(mask[0, :8].max()) == 0.0 and float(mask[0, 8:].min()) == 1.0
@@ -82,7 +82,7 @@ def test_palette_image_with_transparency(comfy, node):
     palette.paste(0, (0, 0, 8, 4))
     palette.info["transparency"] = 0
     palette.save(comfy.dir("input") / "palette.png", transparency=0)
-    image, mask = node().load("palette.png", "none", 8, 8)
+    image, mask, _ = node().load("palette.png", "none", 8, 8)
     assert torch.allclose(image[0, 4:, :, 0], torch.ones(4, 8))
     assert float(mask[0, :4].min()) == 1.0 and float(mask[0, 4:].max()) == 0.0
 

@@ -66,7 +66,8 @@ def test_listing_and_validation(comfy, node):
     assert "outside ComfyUI's input folder" in node.VALIDATE_INPUTS(video="../../etc/passwd")
     assert "does not exist" in node.VALIDATE_INPUTS(video="gone.mp4")
     assert node.IS_CHANGED(video=EXAMPLE) == EXAMPLE
-    assert len(node.IS_CHANGED(video="clip.mp4")) == 64
+    stat = (comfy.dir("input") / "clip.mp4").stat()  # path, size and mtime: no hashing on every queue
+    assert node.IS_CHANGED(video="clip.mp4") == f"{comfy.dir('input') / 'clip.mp4'}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def test_example_motion_loads_through_the_temp_folder(comfy, node, examples):
@@ -88,4 +89,25 @@ def test_example_looks_like_densepose(examples):
     assert colours <= {tuple(int(v) for v in c) for c in examples.palette("viridis")} and len(colours) >= 6
     assert np.array_equal(frames[0], frames[24])  # one stride every 24 frames: the clip loops
     assert not np.array_equal(frames[0], frames[6])
-    assert np.array_equal(examples.walk_frame(1.0, 64), examples.walk_frame(1.0, 64))
+    small = examples.walk_frame(2 * np.pi * 6 / 24, 64)  # any size: the figure is drawn in relative units
+    assert small.shape == (64, 64, 3) and tuple(small[0, 0]) == (68, 1, 84)
+    assert len({tuple(int(v) for v in c) for c in small.reshape(-1, 3)}) >= 4
+    assert not np.array_equal(small, examples.walk_frame(2 * np.pi * 7 / 24, 64))  # the phase moves the figure
+
+
+def test_width_height_fit_resize_with_exact_palette_colours(comfy, node):
+    palette = np.array([[68, 1, 84], [253, 231, 37], [33, 145, 140]], np.uint8)
+    labels = np.random.default_rng(1).integers(1, 3, (3, 24, 32))
+    labels[:, :2] = labels[:, -2:] = labels[:, :, :2] = labels[:, :, -2:] = 0  # background border
+    write_video(comfy.dir("input") / "dp.mkv", palette[labels], 25, format="ffv1-mkv")
+    same, _, _ = node().load("dp.mkv", 0, 0, 1, 0.0, 0, 0, "pad")
+    assert same.shape == (3, 24, 32, 3)  # 0 x 0 = the source size, untouched
+    for fit in ("pad", "crop", "stretch"):
+        images, _, count = node().load("dp.mkv", 0, 0, 1, 0.0, 64, 64, fit)
+        assert images.shape == (3, 64, 64, 3) and count == 3
+        colours = {tuple(c) for c in (images * 255).round().to(torch.uint8).reshape(-1, 3).tolist()}
+        assert colours <= {tuple(c) for c in palette.tolist()}, fit
+    padded, _, _ = node().load("dp.mkv", 0, 0, 1, 0.0, 64, 64, "pad")
+    assert torch.equal((padded[:, :8] * 255).round(), torch.tensor([68.0, 1, 84]).expand(3, 8, 64, 3))
+    tall, _, _ = node().load("dp.mkv", 0, 0, 1, 0.0, 0, 48, "stretch")
+    assert tall.shape == (3, 48, 32, 3)  # width 0 keeps the source width

@@ -23,6 +23,7 @@ from .devices import DTYPE_CHOICES, resolve_dtype
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
 from .media.video_args import add_frame_selection_arguments, frame_selection
 from .options import Speedups
+from .verify import verify_command
 
 MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
 
@@ -158,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show every model folder under <models-dir>/magicanimate and the registered files each one lacks.",
     )
     _add_models_args(listing, single_files=False)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check the model files on disk against the published sizes and sha256",
+        description="Check every registered file of every model folder (or --model) and the DensePose weights: "
+        "size first, then sha256. Prints ok / missing / size mismatch / hash mismatch / unpinned per file; "
+        "exits with status 1 if any file mismatches.",
+    )
+    _add_models_args(verify, single_files=False)
     return parser
 
 
@@ -199,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "download": download,
             "convert-temporal": convert_temporal,
             "list-models": list_models,
+            "verify": verify_command,
         }[args.command]
         return handler(args)
     except (DownloadError, FileNotFoundError, ValueError, KeyboardInterrupt) as error:

@@ -13,14 +13,14 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from magicanimate_core.registry import components, model_files, unverifiable_files
 from magicanimate_core.single_file import CONFIG_DIR, shipped_config
 
-# The visible gap: no published sha256 (nor exact size) was found for these files. Keep this list in sync.
-EXPECTED_WITHOUT_SHA256 = {
-    "appearance_encoder/config",
-    "appearance_encoder/weights",
-    "densepose_controlnet/config",
-    "densepose_controlnet/weights",
-    "temporal_attention/ckpt",
-    "densepose_rcnn/weights",
+# The visible gap: no published sha256 was found for these files (not LFS files). Keep this list in sync.
+EXPECTED_WITHOUT_SHA256 = {"appearance_encoder/config", "densepose_controlnet/config"}
+# Published LFS hashes of the weights files (Hugging Face / the detectron2 model zoo).
+PUBLISHED_SHA256 = {
+    "appearance_encoder/weights": "cb2e8f281d73eff5f9b7f0c94118496607cf5f29fc5b56535a19a8b68e79b619",
+    "densepose_controlnet/weights": "f5e06b41bd614e84eba294ebf2fa868ef31ffc88fca33987938fde3ec0eb67a4",
+    "temporal_attention/ckpt": "5e14b488d09569ddf5524cf6d671413b6fa6cf13ba2b1f304e5e965d2b997125",
+    "densepose_rcnn/weights": "b8a7382001b16e453bad95ca9dbc68ae8f2b839b304cf90eaf5c27fbdb4dae91",
 }
 
 
@@ -43,6 +43,9 @@ def test_every_entry_is_complete():
 
 def test_missing_hashes_are_exactly_the_listed_gap():
     assert set(unverifiable_files()) == EXPECTED_WITHOUT_SHA256
+    by_id = {item.id: item for item in model_files()}
+    assert {file_id: by_id[file_id].sha256 for file_id in PUBLISHED_SHA256} == PUBLISHED_SHA256
+    assert by_id["densepose_rcnn/weights"].size == 255_757_821
 
 
 def test_targets_are_unique_relative_and_inside_models():

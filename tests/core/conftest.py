@@ -1,4 +1,10 @@
-"""Fixtures for the core tests: the pipeline loaded from the golden tiny checkpoints, and case inputs."""
+"""Fixtures for the core tests: pipelines on the generated and on the golden tiny checkpoints, and cases.
+
+`tiny_pipeline`, `case_a` and `case_b` are generated (no golden folder needed): case A has 16 DensePose
+frames (one window), case B 20 (padded to 32: three windows, the last wrapping around), both with the
+seed-1 noise. `golden_pipeline`, `golden_case_a` and `golden_case_b` are the golden folder's, with the
+original's outputs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from sample_media import densepose_clip, reference_image
 
 from magicanimate_core.pipeline import MagicAnimatePipeline
 
@@ -19,7 +26,7 @@ class GoldenCase:
     reference: torch.Tensor  # [H, W, 3] in [0, 1]
     motion: torch.Tensor  # [F, H, W, 3] in [0, 1], unpadded
     noise: torch.Tensor  # [16, 4, h, w]
-    outputs: dict[str, torch.Tensor]
+    outputs: dict[str, torch.Tensor]  # the original's outputs (golden cases only)
     steps: int
 
 
@@ -37,6 +44,18 @@ def load_case(golden_dir: Path, name: str) -> GoldenCase:
     )
 
 
+def generated_case(frames: int) -> GoldenCase:
+    """The first `frames` frames of the generated DensePose clip, the generated reference, seed-1 noise."""
+    noise = torch.randn((1, 4, 16, 8, 8), generator=torch.Generator("cpu").manual_seed(1))
+    return GoldenCase(
+        reference=torch.from_numpy(reference_image()).float() / 255,
+        motion=torch.from_numpy(densepose_clip(frames)).float() / 255,
+        noise=noise[0].permute(1, 0, 2, 3),
+        outputs={},
+        steps=3,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_pretrained_dir: Path) -> MagicAnimatePipeline:
     torch.set_num_threads(2)
@@ -44,12 +63,28 @@ def tiny_pipeline(tiny_pretrained_dir: Path) -> MagicAnimatePipeline:
 
 
 @pytest.fixture(scope="session")
-def case_a(golden_dir: Path) -> GoldenCase:
+def golden_pipeline(golden_pretrained_dir: Path) -> MagicAnimatePipeline:
+    torch.set_num_threads(2)
+    return MagicAnimatePipeline.from_pretrained(golden_pretrained_dir)
+
+
+@pytest.fixture(scope="session")
+def case_a() -> GoldenCase:
+    return generated_case(16)
+
+
+@pytest.fixture(scope="session")
+def case_b() -> GoldenCase:
+    return generated_case(20)
+
+
+@pytest.fixture(scope="session")
+def golden_case_a(golden_dir: Path) -> GoldenCase:
     return load_case(golden_dir, "A")
 
 
 @pytest.fixture(scope="session")
-def case_b(golden_dir: Path) -> GoldenCase:
+def golden_case_b(golden_dir: Path) -> GoldenCase:
     return load_case(golden_dir, "B")
 
 

@@ -55,10 +55,10 @@ def test_motion_module_positional_encoding_is_the_analytic_sinusoid(tiny_pipelin
     assert torch.allclose(state[f"up_blocks.3.motion_modules.0.{key}"], fresh[key], atol=1e-6)
 
 
-def test_reference_attention(tiny_pipeline, units) -> None:
+def test_reference_attention(golden_pipeline, units) -> None:
     tensors = units("reference_attention")
-    block = tiny_pipeline.models.unet.up_blocks[3].attentions[0].transformer_blocks[0]
-    state = tiny_pipeline.reference_state
+    block = golden_pipeline.models.unet.up_blocks[3].attentions[0].transformer_blocks[0]
+    state = golden_pipeline.reference_state
     text = tensors["text_embedding"].repeat(32, 1, 1)
     reader_index = block.attn1.processor.index
     tokens = [None] * 10
@@ -78,9 +78,9 @@ def test_reference_attention(tiny_pipeline, units) -> None:
     assert torch.equal(out[:16], plain[:16]), "uncond rows must keep plain self-attention"
 
 
-def test_appearance_encoder_bank(tiny_pipeline, units, golden_dir) -> None:
+def test_appearance_encoder_bank(golden_pipeline, units, golden_dir) -> None:
     tensors = units("appearance_encoder_bank")
-    bank = tiny_pipeline.models.appearance_encoder(
+    bank = golden_pipeline.models.appearance_encoder(
         tensors["sample"][:1], tensors["timestep"], tensors["encoder_hidden_states"][1:2]
     )
     assert len(bank.tokens) == 10
@@ -90,10 +90,10 @@ def test_appearance_encoder_bank(tiny_pipeline, units, golden_dir) -> None:
     assert len(manifest["units"]["appearance_encoder_bank"]["tensors"]) >= 13
 
 
-def test_controlnet_frame0(tiny_pipeline, units) -> None:
+def test_controlnet_frame0(golden_pipeline, units) -> None:
     tensors = units("controlnet_frame0")
     with torch.no_grad():
-        down, mid = tiny_pipeline.models.controlnet(
+        down, mid = golden_pipeline.models.controlnet(
             tensors["sample"],
             tensors["timestep"],
             encoder_hidden_states=tensors["encoder_hidden_states"],
@@ -106,15 +106,15 @@ def test_controlnet_frame0(tiny_pipeline, units) -> None:
     assert (mid - tensors["mid"]).abs().max() <= UNIT_TOLERANCE
 
 
-def test_text_encoder_and_tokenizer(tiny_pipeline, units) -> None:
+def test_text_encoder_and_tokenizer(golden_pipeline, units) -> None:
     tensors = units("text_encoder")
-    tokenizer = tiny_pipeline.models.tokenizer
+    tokenizer = golden_pipeline.models.tokenizer
     ids = tokenizer("", padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     assert torch.equal(ids, tensors["input_ids"])
-    assert (tiny_pipeline.text_embedding() - tensors["output"]).abs().max() <= 1e-5
+    assert (golden_pipeline.text_embedding() - tensors["output"]).abs().max() <= 1e-5
 
 
-def test_vae_encode(tiny_pipeline, units) -> None:
+def test_vae_encode(golden_pipeline, units) -> None:
     tensors = units("vae_encode")
-    latent = tiny_pipeline.encode_reference(tensors["image"].float() / 255)
+    latent = golden_pipeline.encode_reference(tensors["image"].float() / 255)
     assert (latent - tensors["latent"]).abs().max() <= 1e-5

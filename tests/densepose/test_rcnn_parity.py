@@ -1,4 +1,4 @@
-"""Built-in DensePose R-CNN vs the golden detectron2 run of the tiny R_50_FPN_s1x (README §10 criteria)."""
+"""Built-in DensePose R-CNN vs the golden detectron2 run of the tiny R_50_FPN_s1x (its calibrated criteria)."""
 
 from __future__ import annotations
 

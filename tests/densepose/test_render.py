@@ -13,7 +13,7 @@ from densepose_node.instances import DensePoseInstances
 from densepose_node.render import colorize, int_boxes_xywh, label_map, paint_labels, palette, render_frame
 
 FRAMES = ["frame_00", "frame_01", "frame_02", "frame_03"]
-# densepose_spec.md §4: RGB colour of labels 0..24.
+# vid2densepose's viridis RGB colour of fine labels 0..24.
 SPEC_VIRIDIS = (
     "440154 471063 481f70 472c7a 443983 404688 3b518b 365d8d 31688e 2c718e 287c8e 25858e 21908d "
     "1f9a8a 20a386 27ad81 35b779 46c06f 5cc863 73d056 8ed645 aadc32 c5e021 e2e418 fde725"
@@ -29,7 +29,7 @@ def _rgb(hex_list: str) -> np.ndarray:
 
 
 def golden_instances(folder) -> DensePoseInstances:
-    """Golden predictor outputs; the 112x112 maps are the stored 56x56 ones upsampled x2 (README §6)."""
+    """Golden predictor outputs; the 112x112 maps are the stored 56x56 ones upsampled x2."""
     boxes = load_file(folder / "instances.safetensors")
     chart = load_file(folder / "densepose_chart.safetensors")
     height, width = np.load(folder / "rendered_bgr.npy").shape[:2]

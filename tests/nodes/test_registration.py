@@ -1,4 +1,4 @@
-"""Registration rules for every node the pack exports (docs: comfyui_rules.md §1, §2, §11).
+"""Registration rules for every node the pack exports (ComfyUI's node-definition contract).
 
 Runs without ComfyUI: the pack is imported as a package by the `pack` fixture (tests/nodes/conftest.py).
 """
@@ -93,7 +93,7 @@ def test_inputs_have_tooltips_and_list_combos(pack: ModuleType, node_key: str) -
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             if not isinstance(options.get("tooltip"), str) or not options["tooltip"].strip():
                 problems.append(f"{section}.{name}: no tooltip")
-            if kind == "COMBO":  # not validated server-side in ComfyUI 0.3.64 (comfyui_rules.md §2)
+            if kind == "COMBO":  # not validated server-side in ComfyUI 0.3.64
                 problems.append(f"{section}.{name}: use a list-style combo, not 'COMBO'")
             elif not isinstance(kind, (str, list, tuple)):
                 problems.append(f"{section}.{name}: type {kind!r} is neither a type name nor a list of choices")

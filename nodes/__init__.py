@@ -8,10 +8,10 @@ from .model_loader import MODEL_FOLDER, MagicAnimate_ModelLoader
 from .sampler import MagicAnimate_Sampler
 from .sampler_options import MagicAnimate_SamplerOptions
 from .save_video import MagicAnimate_SaveVideo
-from .video_to_densepose import WEIGHTS_FOLDER, MagicAnimate_VideoToDensePose
+from .video_to_densepose import WEIGHTS_EXTENSIONS, WEIGHTS_FOLDER, MagicAnimate_VideoToDensePose
 
 comfy_adapter.register_model_folder(MODEL_FOLDER)
-comfy_adapter.register_model_folder(WEIGHTS_FOLDER)
+comfy_adapter.register_model_folder(WEIGHTS_FOLDER, WEIGHTS_EXTENSIONS)
 
 NODE_CLASS_MAPPINGS = {
     "MagicAnimate_LoadReference": MagicAnimate_LoadReference,

@@ -70,8 +70,12 @@ def input_files(suffixes: frozenset[str]) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
-def register_model_folder(name: str) -> None:
-    """Make `models/<name>` a model folder unless it (or a user path for it) is already registered."""
+def register_model_folder(name: str, extensions: frozenset[str] | None = None) -> None:
+    """Make `models/<name>` a model folder unless it (or a user path for it) is already registered.
+
+    Its file lists show only `extensions` (ComfyUI's weight suffixes when None), so checksums, partial
+    downloads and configs never appear in them.
+    """
     folder_paths = _optional("folder_paths")
     if folder_paths is None:
         return
@@ -79,6 +83,8 @@ def register_model_folder(name: str) -> None:
     registered = folder_paths.folder_names_and_paths.get(name)
     if registered is None or default not in registered[0]:
         folder_paths.add_model_folder_path(name, default)
+    suffixes = extensions if extensions is not None else getattr(folder_paths, "supported_pt_extensions", set())
+    folder_paths.folder_names_and_paths[name][1].update(suffixes)
 
 
 def model_folders(name: str) -> list[Path]:

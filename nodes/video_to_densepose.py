@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from ..densepose_node.backends import BACKENDS, load_estimator
+from ..densepose_node.backends import BACKENDS, Estimator, load_estimator
 from ..densepose_node.extract import FITS, extract_densepose
 from ..densepose_node.render import COLORMAPS
 from ..magicanimate_core.media.fit import square_label_fit
@@ -13,6 +15,27 @@ from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 
 WEIGHTS_FOLDER = "densepose"
+WEIGHTS_EXTENSIONS = frozenset({".pkl", ".safetensors"})
+
+# one estimator kept between runs, keyed by backend, weights file (path, size, mtime) and device
+_estimators: dict[tuple, Estimator] = {}
+
+
+def weights_choices() -> list[str]:
+    """Weights files in models/densepose, without the .safetensors a .pkl was converted to (a cache)."""
+    files = comfy.model_files(WEIGHTS_FOLDER)
+    present = set(files)
+    return [f for f in files if not (f.endswith(".safetensors") and f[: -len(".safetensors")] + ".pkl" in present)]
+
+
+def cached_estimator(backend: str, weights: Path, device: torch.device) -> Estimator:
+    """The estimator for `weights`, built once and reused while the file keeps its size and mtime."""
+    stat = weights.stat()
+    key = (backend, str(weights), stat.st_size, stat.st_mtime_ns, str(device))
+    if key not in _estimators:
+        _estimators.clear()  # one estimator at a time
+        _estimators[key] = load_estimator(backend, weights, device=device)
+    return _estimators[key]
 
 
 class MagicAnimate_VideoToDensePose:
@@ -43,7 +66,7 @@ class MagicAnimate_VideoToDensePose:
                     },
                 ),
                 "weights": (
-                    comfy.model_files(WEIGHTS_FOLDER),
+                    weights_choices(),
                     {"tooltip": ("DensePose R-CNN weights in models/densepose (e.g. model_final_162be9.pkl).")},
                 ),
                 "score_threshold": (
@@ -127,7 +150,7 @@ class MagicAnimate_VideoToDensePose:
             )
         check_image_range(images, "images (from the node connected to Video To DensePose's 'images' input)")
         check_finite("score_threshold", score_threshold, "0.05 as vid2densepose")
-        estimator = load_estimator(backend, comfy.model_file(WEIGHTS_FOLDER, weights), device=comfy.torch_device())
+        estimator = cached_estimator(backend, comfy.model_file(WEIGHTS_FOLDER, weights), comfy.torch_device())
         progress = comfy.progress_bar(images.shape[0])
 
         def on_frame(done: int) -> None:

@@ -61,8 +61,13 @@ def install(monkeypatch: pytest.MonkeyPatch, root: Path) -> FakeComfy:
         paths.setdefault(name, ([], set()))[0].append(path)
 
     def get_filename_list(name: str) -> list[str]:
+        folders, extensions = paths[name]
         return sorted(
-            str(p.relative_to(d)) for d in map(Path, paths[name][0]) if d.is_dir() for p in d.rglob("*") if p.is_file()
+            str(p.relative_to(d))
+            for d in map(Path, folders)
+            if d.is_dir()
+            for p in d.rglob("*")
+            if p.is_file() and (not extensions or p.suffix.lower() in extensions)
         )
 
     def get_full_path(name: str, filename: str) -> str | None:

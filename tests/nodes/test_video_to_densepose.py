@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from densepose_node.backends import load_estimator
 from densepose_node.extract import extract_densepose
 from densepose_node.render import palette
 from tests.nodes.fake_comfy import Interrupted, install
+from tests.sample_media import walking_video
 
 WEIGHTS = "tiny_densepose.pkl"
 
 
 @pytest.fixture
-def comfy(monkeypatch, tmp_path, pack, golden_dir):
+def comfy(monkeypatch, tmp_path, pack, tiny_densepose_pkl):
     fake = install(monkeypatch, tmp_path)
     folder = fake.dir("models") / "densepose"
     folder.mkdir()
-    os.symlink(golden_dir / "densepose" / "weights" / WEIGHTS, folder / WEIGHTS)
+    shutil.copy(tiny_densepose_pkl, folder / WEIGHTS)
     pack.nodes.comfy_adapter.register_model_folder("densepose")
     return fake
 
 
 @pytest.fixture
-def frames(golden_dir) -> torch.Tensor:
-    picture = np.asarray(Image.open(golden_dir / "densepose" / "frames" / "frame_00" / "input_rgb.png"))
-    pictures = [picture, picture[:, ::-1]]  # two frames: the golden picture and its mirror image
+def frames() -> torch.Tensor:
+    picture = walking_video(1)[0]
+    pictures = [picture, picture[:, ::-1]]  # two frames: a picture of a walker and its mirror image
     return torch.from_numpy(np.stack(pictures)).float() / 255
 
 
@@ -39,10 +40,10 @@ def node(pack):
     return pack.NODE_CLASS_MAPPINGS["MagicAnimate_VideoToDensePose"]()
 
 
-def test_frames_match_the_library_and_report_progress(comfy, node, frames, golden_dir):
+def test_frames_match_the_library_and_report_progress(comfy, node, frames):
     (densepose,) = node.extract(frames, "builtin", WEIGHTS, 0.05, 0, "source", 512, "viridis")
     assert densepose.shape == frames.shape
-    estimator = load_estimator("builtin", golden_dir / "densepose" / "weights" / WEIGHTS)
+    estimator = load_estimator("builtin", comfy.dir("models") / "densepose" / WEIGHTS)
     uint8 = (frames * 255).round().to(torch.uint8).numpy()
     expected = np.stack(list(extract_densepose(uint8, estimator)))
     assert np.array_equal((densepose * 255).round().to(torch.uint8).numpy(), expected)
@@ -71,3 +72,26 @@ def test_errors_name_the_fix(comfy, node, frames):
 
 def test_weights_are_listed_from_models_densepose(comfy, node):
     assert node.INPUT_TYPES()["required"]["weights"][0] == [WEIGHTS]
+
+
+def test_list_hides_checksums_partial_downloads_and_converted_caches(comfy, pack, node):
+    pack.nodes.comfy_adapter.register_model_folder("densepose", pack.nodes.video_to_densepose.WEIGHTS_EXTENSIONS)
+    folder = comfy.dir("models") / "densepose"
+    for name in ("tiny_densepose.safetensors", "x.pkl.sha256", "big.pkl.part", "own.safetensors"):
+        (folder / name).write_bytes(b"")
+    assert node.INPUT_TYPES()["required"]["weights"][0] == ["own.safetensors", WEIGHTS]
+
+
+def test_estimator_is_built_once_per_weights_file(comfy, pack, node, frames, monkeypatch):
+    module = pack.nodes.video_to_densepose
+    built = []
+    real = module.load_estimator
+    monkeypatch.setattr(module, "_estimators", {})
+    monkeypatch.setattr(module, "load_estimator", lambda *a, **k: built.append(a) or real(*a, **k))
+    first = node.extract(frames[:1], "builtin", WEIGHTS, 0.05, 0, "source", 512, "viridis")
+    again = node.extract(frames[:1], "builtin", WEIGHTS, 0.5, 0, "source", 512, "viridis")
+    assert len(built) == 1 and first[0].shape == again[0].shape
+    weights = comfy.dir("models") / "densepose" / WEIGHTS
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    node.extract(frames[:1], "builtin", WEIGHTS, 0.05, 0, "source", 512, "viridis")
+    assert len(built) == 2  # a changed file (mtime) is loaded again

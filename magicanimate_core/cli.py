@@ -21,8 +21,10 @@ import torch
 from . import registry
 from .devices import DTYPE_CHOICES, resolve_dtype
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
+from .media.motion_fit import MOTION_FITS
 from .media.video_args import add_frame_selection_arguments, frame_selection
-from .options import Speedups
+from .options import WINDOW_WEIGHTINGS, SamplingOptions, Speedups
+from .scheduling import SCHEDULERS
 from .verify import verify_command
 
 MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
@@ -92,6 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument(
         "--context-overlap", type=int, default=4, help="frames shared by neighbouring windows (default 4)"
     )
+    sampling.add_argument(
+        "--scheduler", choices=SCHEDULERS, default="ddim", help="ddim (as released) or dpmpp (DPM-Solver++ 2M)"
+    )
+    sampling.add_argument(
+        "--window-weighting",
+        choices=tuple(WINDOW_WEIGHTINGS),
+        default="uniform",
+        help="merge overlapping windows by plain average (uniform, as released) or favour their centres (pyramid)",
+    )
+    loop = sampling.add_mutually_exclusive_group()
+    loop.add_argument(
+        "--closed-loop",
+        dest="closed_loop",
+        action="store_true",
+        default=True,
+        help="the last window wraps around to the first frames (default, as released)",
+    )
+    loop.add_argument("--open-loop", dest="closed_loop", action="store_false", help="windows do not wrap around")
+    sampling.add_argument(
+        "--guidance-until",
+        type=float,
+        default=1.0,
+        help="fraction of the steps that use classifier-free guidance (default 1.0 = all)",
+    )
     size = animate.add_argument_group("size")
     size.add_argument("--size", type=int, default=512, help="square working size in pixels (default 512)")
     size.add_argument("--width", type=int, default=None, help="working width, overrides --size (multiple of 8)")
@@ -102,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="pad",
         help="how reference and motion frames reach the working size: crop (cover, centre "
         "crop), pad (edge-pad to the aspect ratio; default), stretch, none (keep as is)",
+    )
+    size.add_argument(
+        "--motion-fit",
+        choices=MOTION_FITS,
+        default=None,
+        help="how the motion reaches the reference's size when they differ (nearest neighbour, pad with the "
+        "background colour; default: --fit, or stretch with --fit none)",
+    )
+    size.add_argument(
+        "--crop-to-reference",
+        action="store_true",
+        help="cut the padding --fit pad added back off the output, so a portrait photo stays a portrait",
     )
     add_frame_selection_arguments(animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)"))
     runtime = animate.add_argument_group("runtime")
@@ -349,8 +387,9 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
 
 def animate(args: argparse.Namespace) -> int:
     from .media.fit import fit_image
-    from .media.frames import to_uint8
+    from .media.frames import from_uint8, to_uint8
     from .media.images import read_image
+    from .media.motion_fit import ContentRegion, crop_to_content, fit_motion
     from .media.video_io import write_video
     from .pipeline import MagicAnimatePipeline
 
@@ -366,16 +405,25 @@ def animate(args: argparse.Namespace) -> int:
     device, dtype = _pick_device_dtype(args.device, args.dtype)
     width, height = args.width or args.size, args.height or args.size
 
-    reference = torch.from_numpy(read_image(args.reference)[..., :3])
-    reference = fit_image(reference, width, height, args.fit)
+    photo = torch.from_numpy(read_image(args.reference)[..., :3])
+    reference = fit_image(photo, width, height, args.fit)
+    content = ContentRegion.of_fit(photo.shape[0], photo.shape[1], width, height, args.fit)
+    motion_fit = args.motion_fit or (args.fit if args.fit in MOTION_FITS else "stretch")
     motion_frames = [
-        fit_image(torch.from_numpy(f).float() / 255, width, height, args.fit) for f in _motion_frames(args, device)
+        fit_motion(from_uint8([f]), reference.shape[1], reference.shape[0], motion_fit)[0]
+        for f in _motion_frames(args, device)
     ]
     if not motion_frames:
         raise ValueError(f"{args.motion}: no frames left after the loading options; check --skip-first-frames")
     motion = torch.stack(motion_frames)
     noise = _read_noise(args.noise) if args.noise is not None else None
 
+    sampling = SamplingOptions(
+        closed_loop=args.closed_loop,
+        window_weighting=WINDOW_WEIGHTINGS[args.window_weighting],
+        scheduler=args.scheduler,
+        guidance_until=args.guidance_until,
+    )
     pipe = MagicAnimatePipeline.from_pretrained(
         args.models_dir / "magicanimate" / name, device=device, dtype=dtype, sd15_checkpoint=sd15, vae_path=vae
     )
@@ -390,11 +438,14 @@ def animate(args: argparse.Namespace) -> int:
         context_frames=args.context_frames,
         context_overlap=args.context_overlap,
         callback=bar,
+        options=sampling,
         speedups=Speedups(
             sequential_cfg=args.sequential_cfg, offload=args.offload, decode_batch_size=args.decode_batch_size
         ),
     )
     bar.close()
+    if args.crop_to_reference:
+        frames = crop_to_content(frames, content)
     settings = {
         "seed": args.seed,
         "noise": str(args.noise) if args.noise else None,
@@ -404,6 +455,8 @@ def animate(args: argparse.Namespace) -> int:
         "context_overlap": args.context_overlap,
         "model": name,
         "fit": args.fit,
+        "motion_fit": motion_fit,
+        "options": list(sampling.changed),
     }
     extra = {} if args.quality is None else {"quality": args.quality}
     uint8 = (to_uint8(frame) for frame in frames)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import codecs
 import collections
 import hashlib
-import io
 import math
+import mmap
 import os
 import pickle
 import pickletools
@@ -48,6 +48,15 @@ _ALLOWED_GLOBALS = {
     ("numpy", "dtype"): "dtype",
     ("_codecs", "encode"): "encode",
     ("collections", "OrderedDict"): "OrderedDict",
+}
+
+
+_OPCODES = {op.code.encode("latin1"): op for op in pickletools.opcodes}
+_COUNT_WIDTHS = {  # length-prefixed arguments: prefix width in bytes, signed
+    pickletools.TAKEN_FROM_ARGUMENT1: (1, False),
+    pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+    pickletools.TAKEN_FROM_ARGUMENT4U: (4, False),
+    pickletools.TAKEN_FROM_ARGUMENT8U: (8, False),
 }
 
 
@@ -120,11 +129,36 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refused persistent id (not a plain model-zoo pickle)")
 
 
-def _check_lengths(data: bytes) -> None:
-    """Walk the opcodes once: a string or bytes opcode declaring more bytes than remain fails here, before the
-    unpickler would reserve that much memory for it."""
-    for _ in pickletools.genops(io.BytesIO(data)):
-        pass
+def _check_lengths(data: bytes | mmap.mmap) -> None:
+    """Walk the opcodes without reading their data: a string, bytes or integer opcode declaring more bytes
+    than remain fails here, before the unpickler would reserve that much memory for it."""
+    pos, size = 0, len(data)
+    while pos < size:
+        start, op = pos, _OPCODES.get(data[pos : pos + 1])
+        if op is None:
+            raise ValueError(f"unknown pickle opcode {data[pos]:#04x} at byte {pos}")
+        pos += 1
+        arg = op.arg
+        if arg is None:
+            pass
+        elif arg.n >= 0:
+            pos += arg.n
+        elif arg.n == pickletools.UP_TO_NEWLINE:
+            for _ in range(2 if arg is pickletools.stringnl_noescape_pair else 1):
+                end = data.find(b"\n", pos)
+                if end < 0:
+                    raise ValueError(f"{op.name} at byte {start} has no end of line (truncated)")
+                pos = end + 1
+        else:
+            width, signed = _COUNT_WIDTHS[arg.n]
+            length = int.from_bytes(data[pos : pos + width], "little", signed=signed)
+            pos += width
+            if length < 0 or pos + length > size:
+                raise ValueError(f"{op.name} at byte {start} declares {length} bytes but only {size - pos} remain")
+            pos += length
+        if op.name == "STOP":
+            return
+    raise ValueError("the pickle ends without its STOP opcode (truncated)")
 
 
 def _declared(path: Path, name: str, pending: _PendingArray, file_size: int) -> tuple[int, ...]:
@@ -166,9 +200,11 @@ def read_model_zoo_pickle(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
-        _check_lengths(data)
-        loaded = _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+        with open(path, "rb") as handle:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:  # an empty file: ValueError
+                file_size = len(view)
+                _check_lengths(view)
+            loaded = _ArrayUnpickler(handle, encoding="latin1").load()
     except pickle.UnpicklingError as error:
         raise WeightsError(
             f"{path}: not loaded, {error}. Only plain numpy-array pickles are accepted; this file may be "
@@ -184,16 +220,16 @@ def read_model_zoo_pickle(path: str | Path) -> dict[str, torch.Tensor]:
     for name, value in model.items():
         if not isinstance(value, _PendingArray):
             raise WeightsError(f"{path}: entry {name!r} is {type(value).__name__}, not a numeric array")
-    problem = layout_problem({str(name): _declared(path, str(name), value, len(data)) for name, value in model.items()})
+    problem = layout_problem({str(name): _declared(path, str(name), value, file_size) for name, value in model.items()})
     if problem is not None:
         raise WeightsError(f"{path}: {problem}; this is not the DensePose model file. {_REDOWNLOAD}")
     return {str(name): _tensor(value) for name, value in model.items()}
 
 
 def _tensor(pending: _PendingArray) -> torch.Tensor:
-    """float32 copy of a checked array (C order)."""
-    array = np.frombuffer(_raw_bytes(pending.data), dtype=pending.dtype)
-    array = array.reshape(pending.shape, order="F" if pending.fortran else "C")
+    """float32 copy of a checked array (C order); the raw bytes are released as soon as they are copied."""
+    raw, pending.data = _raw_bytes(pending.data), None
+    array = np.frombuffer(raw, dtype=pending.dtype).reshape(pending.shape, order="F" if pending.fortran else "C")
     return torch.from_numpy(np.array(array, dtype=np.float32, order="C"))
 
 

@@ -14,8 +14,11 @@ AVAILABLE_SHARE = 0.8
 _FALLBACK_BYTES = 4 << 30  # when the platform reports no memory figure at all
 
 
-class MemoryBudgetError(MemoryError):
-    """A declared allocation exceeds the memory budget; the message names what, the sizes and the fix."""
+class MemoryBudgetError(MemoryError, ValueError):
+    """A declared allocation exceeds the memory budget; the message names what, the sizes and the fix.
+
+    Also a `ValueError`: it is a refusal of the input, shown like the others by handlers that catch those.
+    """
 
 
 def format_bytes(size: float) -> str:

@@ -156,8 +156,8 @@ BOMB_REFUSALS = {
     + WEIGHTS_URL,
     "shape_in_state": "tensor 'pixel_std' declares shape [3000000000] (3000000000 elements of float32: 12000000000 "
     "bytes), more than the whole {size}-byte file holds; refused before allocating.",
-    "bytes8_length": "truncated or not a pickle (ValueError: expected 3000000000 bytes in a bytes8, but only 9 "
-    "remain); download it again from " + WEIGHTS_URL,
+    "bytes8_length": "truncated or not a pickle (ValueError: BINBYTES8 at byte 2 declares 3000000000 bytes but "
+    "only 9 remain); download it again from " + WEIGHTS_URL,
     "ndarray_call": "not loaded, refused direct numpy.ndarray construction (not a plain model-zoo pickle).",
 }
 
@@ -267,3 +267,15 @@ def test_the_released_model_layout_has_335_tensors():
 
     assert len(layout) == 335
     assert sum(4 * math.prod(size(d) for d in dims) for dims in layout.values()) == 255_709_320
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_values_survive_every_pickle_protocol_and_memory_order(tiny_pkl, tmp_path, protocol):
+    model = {name: tensor.numpy() for name, tensor in read_model_zoo_pickle(tiny_pkl).items()}
+    name = "roi_heads.box_head.fc2.weight"
+    model[name] = np.asfortranarray(model[name])
+    model["roi_heads.box_head.fc2.bias"] = model["roi_heads.box_head.fc2.bias"].astype(np.float64)
+    path = tmp_path / f"protocol{protocol}.pkl"
+    path.write_bytes(pickle.dumps({"model": model, "__author__": "test"}, protocol=protocol))
+    state = read_model_zoo_pickle(path)
+    assert all(state[k].dtype == torch.float32 and np.array_equal(state[k].numpy(), model[k]) for k in model)

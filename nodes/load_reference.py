@@ -50,8 +50,8 @@ class MagicAnimate_LoadReference:
                         ),
                     },
                 ),
-                "width": ("INT", {**size, "tooltip": "Target width; a multiple of 8, equal to the motion's."}),
-                "height": ("INT", {**size, "tooltip": "Target height; a multiple of 8, equal to the motion's."}),
+                "width": ("INT", {**size, "tooltip": "Animation width, a multiple of 8; the sampler fits the motion to it."}),
+                "height": ("INT", {**size, "tooltip": "Animation height, a multiple of 8; the sampler fits the motion to it."}),
             }
         }
 

@@ -71,7 +71,8 @@ class MagicAnimateModels:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> MagicAnimateModels:
         for module in self.modules():
-            module.to(device=device, dtype=dtype)
+            # dtype only when given: diffusers warns on every `to(dtype=...)` call, even `dtype=None`
+            module.to(**{key: value for key, value in (("device", device), ("dtype", dtype)) if value is not None})
         return self
 
 

@@ -219,3 +219,16 @@ def test_golden_case_a_through_the_nodes(comfy, nodes, golden_model, golden_dir)
     golden = load_file(case / "outputs.safetensors")["video"]
     assert frames.shape == golden.shape
     assert float((frames - golden).abs().max()) <= 1e-3
+
+
+def test_moving_the_model_between_runs_logs_no_warning(comfy, nodes, tiny_model, monkeypatch):
+    """diffusers warns on every `to(dtype=...)`, even dtype=None: moves name only the device."""
+    from diffusers.models import modeling_utils
+
+    (model,) = nodes["MagicAnimate_ModelLoader"]().load(tiny_model, "fp32")
+    warned = []
+    monkeypatch.setattr(modeling_utils.logger, "warning", lambda message, *a, **k: warned.append(message))
+    for _ in range(2):
+        model.to(torch.device("cpu"))
+        model.to("cpu")
+    assert warned == []

@@ -50,8 +50,8 @@ class MagicAnimate_LoadReference:
                         ),
                     },
                 ),
-                "width": ("INT", {**size, "tooltip": "Animation width, a multiple of 8; the sampler fits the motion to it."}),
-                "height": ("INT", {**size, "tooltip": "Animation height, a multiple of 8; the sampler fits the motion to it."}),
+                "width": ("INT", {**size, "tooltip": "Animation width (multiple of 8); motion is fitted to it."}),
+                "height": ("INT", {**size, "tooltip": "Animation height (multiple of 8); motion is fitted to it."}),
             }
         }
 

@@ -11,6 +11,7 @@ from ..magicanimate_core.media.frames import check_image_range, to_uint8
 from ..magicanimate_core.media.video_io import DEFAULT_FORMAT, DEFAULT_QUALITY, FORMATS, write_video
 from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
+from .preview import saved_video_ui
 
 
 def workflow_metadata(prompt: dict | None, extra_pnginfo: dict | None) -> dict[str, str] | None:
@@ -126,5 +127,4 @@ class MagicAnimate_SaveVideo:
                 break
             except FileExistsError:
                 counter += 1
-        preview = {"filename": Path(path).name, "subfolder": subfolder, "type": "output"}
-        return {"ui": {"images": [preview], "animated": (True,)}, "result": (str(path),)}
+        return {"ui": saved_video_ui(Path(path), subfolder, format, frames, fps), "result": (str(path),)}

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_extract(args: argparse.Namespace) -> None:
-    info, frames = read_video(args.video, **frame_selection(args))
+    info, frames = read_video(args.video, hold_frames=False, **frame_selection(args))  # streamed frame by frame
     estimator = load_estimator(args.backend, args.weights, args.device, args.score_threshold)
 
     def progress(done: int) -> None:

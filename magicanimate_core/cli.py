@@ -369,7 +369,7 @@ def _read_noise(path: Path) -> torch.Tensor:
 def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[np.ndarray]:
     from .media.video_io import read_video
 
-    _, frames = read_video(args.motion, **frame_selection(args))
+    _, frames = read_video(args.motion, hold_frames=False, **frame_selection(args))  # held only once fitted
     if not args.extract_densepose:
         return frames
     from densepose_node.backends import load_estimator

@@ -5,6 +5,7 @@ from .crop_to_reference import MagicAnimate_CropToReference
 from .load_reference import MagicAnimate_LoadReference
 from .load_video import MagicAnimate_LoadVideo
 from .model_loader import MODEL_FOLDER, MagicAnimate_ModelLoader
+from .retarget_motion import MagicAnimate_RetargetMotion
 from .sampler import MagicAnimate_Sampler
 from .sampler_options import MagicAnimate_SamplerOptions
 from .save_video import MagicAnimate_SaveVideo
@@ -22,6 +23,7 @@ NODE_CLASS_MAPPINGS = {
     "MagicAnimate_SaveVideo": MagicAnimate_SaveVideo,
     "MagicAnimate_SamplerOptions": MagicAnimate_SamplerOptions,
     "MagicAnimate_CropToReference": MagicAnimate_CropToReference,
+    "MagicAnimate_RetargetMotion": MagicAnimate_RetargetMotion,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -33,4 +35,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "MagicAnimate_SaveVideo": "Save Video (MagicAnimate)",
     "MagicAnimate_SamplerOptions": "MagicAnimate Sampler Options",
     "MagicAnimate_CropToReference": "Crop To Reference (MagicAnimate)",
+    "MagicAnimate_RetargetMotion": "Retarget Motion to Reference (MagicAnimate)",
 }

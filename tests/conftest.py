@@ -9,20 +9,15 @@ they skip, except under CI=true, where a missing golden folder fails them.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent
-if str(TESTS_DIR) not in sys.path:  # the generator modules beside this file (tests dirs are not packages)
-    sys.path.insert(0, str(TESTS_DIR))
+from tests.sample_media import write_sample_inputs
+from tests.tiny_checkpoints import write_pretrained_models
+from tests.tiny_densepose import write_densepose_pkl
 
-from sample_media import write_sample_inputs  # noqa: E402
-from tiny_checkpoints import write_pretrained_models  # noqa: E402
-from tiny_densepose import write_densepose_pkl  # noqa: E402
-
-PACK_ROOT = TESTS_DIR.parent
+PACK_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_ENV = "MAGICANIMATE_GOLDEN_DIR"
 HIDDEN = "none"
 

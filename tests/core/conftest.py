@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from sample_media import densepose_clip, reference_image
 
 from magicanimate_core.pipeline import MagicAnimatePipeline
+from tests.sample_media import densepose_clip, reference_image
 
 
 @dataclass

@@ -20,8 +20,15 @@ from densepose_node.weights import WeightsError
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(golden_dir, tmp_path_factory):
+def tiny_weights(tiny_densepose_pkl, tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "tiny_densepose.pkl"
+    shutil.copy(tiny_densepose_pkl, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def golden_weights(golden_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("golden_weights") / "tiny_densepose.pkl"
     shutil.copy(golden_dir / "densepose" / "weights" / "tiny_densepose.pkl", path)
     return path
 
@@ -53,8 +60,8 @@ def test_bad_arguments():
         load_estimator("builtin", None)
 
 
-def test_builtin_render_matches_vid2densepose(tiny_weights, golden_dir):
-    estimator = load_estimator("builtin", tiny_weights, score_threshold=0.05)
+def test_builtin_render_matches_vid2densepose(golden_weights, golden_dir):
+    estimator = load_estimator("builtin", golden_weights, score_threshold=0.05)
     frame, expected = golden_frame(golden_dir, "frame_01")
     assert np.array_equal(estimator.render(frame), expected)
     only_best = estimator.render(frame, max_people=1)
@@ -63,9 +70,9 @@ def test_builtin_render_matches_vid2densepose(tiny_weights, golden_dir):
 
 
 @pytest.mark.skipif(not detectron2_available(), reason="detectron2 + DensePose not installed (optional backend)")
-def test_detectron2_backend_matches_golden(tiny_weights, golden_dir):
+def test_detectron2_backend_matches_golden(golden_weights, golden_dir):
     config = golden_dir / "densepose" / "config" / "tiny_densepose_config.yaml"
-    estimator = Detectron2Estimator(tiny_weights, "cpu", config_file=str(config))
+    estimator = Detectron2Estimator(golden_weights, "cpu", config_file=str(config))
     for name in ("frame_00", "frame_01"):
         frame, expected = golden_frame(golden_dir, name)
         assert np.array_equal(estimator.render(frame), expected)

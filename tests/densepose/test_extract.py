@@ -69,14 +69,14 @@ def test_progress_may_cancel():
     assert len(produced) == 1
 
 
-def test_cli_extract(golden_dir, tmp_path):
+def test_cli_extract(sample_inputs, tmp_path):
     pytest.importorskip("av", reason="PyAV is needed for video files")
     from densepose_node.cli import main
     from magicanimate_core.media.video_io import read_video
 
     weights = tmp_path / "tiny_densepose.pkl"
-    shutil.copy(golden_dir / "densepose" / "weights" / "tiny_densepose.pkl", weights)
-    video = golden_dir / "densepose" / "video" / "synthetic_walk_256.mp4"
+    shutil.copy(sample_inputs / "densepose" / "weights" / "tiny_densepose.pkl", weights)
+    video = sample_inputs / "densepose" / "video" / "synthetic_walk_256.mp4"
     output = tmp_path / "out.mp4"
     args = ["extract", str(video), "-o", str(output), "--weights", str(weights), "--backend", "builtin"]
     assert main([*args, "--frame-load-cap", "2", "--fit", "pad", "--size", "64"]) == 0

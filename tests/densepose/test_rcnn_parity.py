@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from densepose_node.rcnn.model import DensePoseRCNN
 from densepose_node.render import render_frame
 from densepose_node.weights import load_weights
+from tests.tiny_densepose import tiny_state
 
 FRAMES = ["frame_00", "frame_01", "frame_02", "frame_03"]
 FLOAT_REL = 1e-5  # max |diff| <= 1e-5 x max |golden| for features and logits
@@ -95,12 +96,12 @@ def test_chart_logits_match_lowres(runs, golden_dir):
             assert _rel(getattr(instances, name), expected) <= FLOAT_REL, (frame, name)
 
 
-def test_unknown_checkpoint_layout_is_named(golden_dir):
-    state = load_file(golden_dir / "densepose" / "weights" / "tiny_densepose.safetensors")
+def test_unknown_checkpoint_layout_is_named():
+    state = {name: torch.from_numpy(array) for name, array in tiny_state().items()}
     del state["roi_heads.box_head.fc2.weight"]
     with pytest.raises(ValueError, match="mine.safetensors.*roi_heads.box_head.fc2.weight"):
         DensePoseRCNN.from_state_dict(state, source="mine.safetensors")
-    state = load_file(golden_dir / "densepose" / "weights" / "tiny_densepose.safetensors")
+    state = {name: torch.from_numpy(array) for name, array in tiny_state().items()}
     state["roi_heads.extra.weight"] = torch.zeros(1)
     with pytest.raises(ValueError, match="unexpected.*roi_heads.extra.weight"):
         DensePoseRCNN.from_state_dict(state, source="mine.safetensors")

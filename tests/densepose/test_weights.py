@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from densepose_node.checkpoint_layout import expected_layout
 from densepose_node.weights import (
@@ -23,6 +22,7 @@ from densepose_node.weights import (
     read_model_zoo_pickle,
 )
 from tests.memory_cap import run_capped
+from tests.tiny_densepose import tiny_state
 
 
 class _Exploit:
@@ -44,16 +44,14 @@ class _Declared:
         return reconstruct if self.state is None else (*reconstruct, self.state)
 
 
-def tiny_model(golden_dir) -> dict[str, np.ndarray]:
-    return {
-        k: v.numpy() for k, v in load_file(golden_dir / "densepose" / "weights" / "tiny_densepose.safetensors").items()
-    }
+def tiny_model() -> dict[str, np.ndarray]:
+    return tiny_state()
 
 
 @pytest.fixture
-def tiny_pkl(golden_dir, tmp_path):
+def tiny_pkl(tiny_densepose_pkl, tmp_path):
     path = tmp_path / "tiny_densepose.pkl"
-    shutil.copy(golden_dir / "densepose" / "weights" / "tiny_densepose.pkl", path)
+    shutil.copy(tiny_densepose_pkl, path)
     return path
 
 
@@ -107,8 +105,8 @@ def test_missing_file_says_where_to_put_it(tmp_path):
         load_weights(tmp_path / WEIGHTS_FILENAME)
 
 
-def test_conversion_once_then_reused(tiny_pkl, golden_dir):
-    reference = load_file(golden_dir / "densepose" / "weights" / "tiny_densepose.safetensors")
+def test_conversion_once_then_reused(tiny_pkl):
+    reference = {name: torch.from_numpy(array) for name, array in tiny_state().items()}
     first = load_weights(tiny_pkl)
     converted = tiny_pkl.with_suffix(".safetensors")
     assert converted.is_file() and not list(tiny_pkl.parent.glob("*.tmp"))
@@ -189,8 +187,8 @@ def test_pickle_bombs_are_refused_before_allocating_under_a_memory_cap(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())  # nothing converted
 
 
-def test_unknown_tensor_names_are_refused(golden_dir, tmp_path):
-    model = tiny_model(golden_dir)
+def test_unknown_tensor_names_are_refused(tmp_path):
+    model = tiny_model()
     model["roi_heads.extra.weight"] = np.zeros(4, np.float32)
     path = tmp_path / "extra.pkl"
     path.write_bytes(pickle.dumps({"model": model}))
@@ -225,8 +223,8 @@ def test_unknown_tensor_names_are_refused(golden_dir, tmp_path):
         ),
     ],
 )
-def test_shapes_must_agree_with_the_layout(golden_dir, tmp_path, name, shape, refusal):
-    model = tiny_model(golden_dir)
+def test_shapes_must_agree_with_the_layout(tmp_path, name, shape, refusal):
+    model = tiny_model()
     model[name] = np.zeros(shape, np.float32)
     path = tmp_path / "reshaped.pkl"
     path.write_bytes(pickle.dumps({"model": model}))
@@ -234,8 +232,8 @@ def test_shapes_must_agree_with_the_layout(golden_dir, tmp_path, name, shape, re
         read_model_zoo_pickle(path)
 
 
-def test_missing_tensors_are_refused(golden_dir, tmp_path):
-    model = tiny_model(golden_dir)
+def test_missing_tensors_are_refused(tmp_path):
+    model = tiny_model()
     del model["roi_heads.densepose_predictor.u_lowres.bias"]
     path = tmp_path / "partial.pkl"
     path.write_bytes(pickle.dumps({"model": model}))

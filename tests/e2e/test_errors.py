@@ -11,8 +11,8 @@ from pack_inputs import DENSEPOSE_CLIP, install
 
 
 @pytest.fixture(scope="module")
-def server(comfy_server: ComfyServer, golden_dir: Path) -> ComfyServer:
-    install(comfy_server, golden_dir)
+def server(comfy_server: ComfyServer, sample_inputs: Path) -> ComfyServer:
+    install(comfy_server, sample_inputs)
     (comfy_server.root / "secret.png").write_bytes((comfy_server.input_dir / "reference.png").read_bytes())
     return comfy_server
 

@@ -13,8 +13,8 @@ from pack_inputs import DENSEPOSE_CLIP, install
 STEPS = 200  # minutes of work on a CPU: finishing early proves the sampler itself stopped
 
 
-def test_interrupt_stops_the_sampler(comfy_server: ComfyServer, comfy_client: ComfyClient, golden_dir: Path):
-    install(comfy_server, golden_dir)
+def test_interrupt_stops_the_sampler(comfy_server: ComfyServer, comfy_client: ComfyClient, sample_inputs: Path):
+    install(comfy_server, sample_inputs)
     prompt = {
         "1": {
             "class_type": "MagicAnimate_LoadReference",

@@ -1,5 +1,5 @@
 """The shipped example workflows in a real ComfyUI: UI files convert to the API files, and every API file
-runs end to end on the tiny golden checkpoints, writing videos that decode to the expected clip."""
+runs end to end on the generated tiny checkpoints, writing videos that decode to the expected clip."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def skip_without_core_nodes(name: str, object_info: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(comfy_server: ComfyServer, golden_dir: Path) -> ComfyServer:
-    install(comfy_server, golden_dir)
+def server(comfy_server: ComfyServer, sample_inputs: Path) -> ComfyServer:
+    install(comfy_server, sample_inputs)
     return comfy_server
 
 

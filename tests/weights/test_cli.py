@@ -18,14 +18,14 @@ PACK_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def models_dir(tiny_pretrained_dir: Path, tmp_path: Path) -> Path:
+def golden_models_dir(golden_pretrained_dir: Path, tmp_path: Path) -> Path:
     root = tmp_path / "models"
     (root / "magicanimate").mkdir(parents=True)
-    (root / "magicanimate" / "tiny").symlink_to(tiny_pretrained_dir, target_is_directory=True)
+    (root / "magicanimate" / "tiny").symlink_to(golden_pretrained_dir, target_is_directory=True)
     return root
 
 
-def test_animate_golden_case_a(golden_dir, models_dir, tmp_path):
+def test_animate_golden_case_a(golden_dir, golden_models_dir, tmp_path):
     video_io = pytest.importorskip("magicanimate_core.media.video_io")
     case = golden_dir / "case_A"
     motion = video_io.write_video(tmp_path / "motion.mkv", list(np.load(case / "control.npy")), 25.0)
@@ -37,7 +37,7 @@ def test_animate_golden_case_a(golden_dir, models_dir, tmp_path):
         [
             "animate",
             "--models-dir",
-            str(models_dir),
+            str(golden_models_dir),
             "--reference",
             str(case / "reference.png"),
             "--motion",
@@ -64,8 +64,8 @@ def test_animate_golden_case_a(golden_dir, models_dir, tmp_path):
     assert (result - golden).abs().max().item() <= 2 / 255
 
 
-def test_missing_models_error_lists_files_and_urls(golden_dir, tmp_path, capsys):
-    reference = str(golden_dir / "case_A" / "reference.png")
+def test_missing_models_error_lists_files_and_urls(sample_inputs, tmp_path, capsys):
+    reference = str(sample_inputs / "case_A" / "reference.png")
     code = main(
         [
             "animate",

@@ -17,8 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .labels import detect_colormap, labels_from_rgb
+from .render import colorize, paint_labels
+
+if TYPE_CHECKING:
+    from .backends import Estimator
 
 MODES = ("off", "global", "parts")
 SEGMENT_LABELS: tuple[tuple[str, tuple[int, ...]], ...] = (
@@ -358,3 +365,43 @@ def bone_lengths(labels: np.ndarray) -> np.ndarray:
         distance = np.linalg.norm(bodies.contact_point[:, segment, child] - joints[:, segment], axis=-1)
         lengths[:, column] = np.where(seen, distance, np.nan)
     return lengths
+
+
+def reference_labels(estimator: Estimator, picture: np.ndarray) -> np.ndarray:
+    """Part indices [H, W] of the most confident person in `picture` (uint8 RGB [H, W, 3])."""
+    [instances] = estimator.detect([picture])
+    labels = paint_labels(instances.filter(max_people=1))
+    if not labels.any():
+        raise ValueError(
+            "no person found in the reference picture; use a photo that shows the whole body, or give a DensePose "
+            "rendering of the reference instead (reference_densepose in ComfyUI, --reference-densepose on the "
+            "command line)"
+        )
+    return labels
+
+
+def retarget_frames(
+    reference: np.ndarray,
+    frames: np.ndarray,
+    mode: str = "parts",
+    *,
+    align_frame: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Rendered DensePose frames (uint8 RGB [F, H, W, 3], viridis or parula-black, lossy or not) moved onto the
+    body of `reference` (part indices [H, W]) and re-rendered with their own colormap.
+
+    `progress(steps_done)` counts 2F steps (reading each frame's parts, then moving it) and may raise to cancel.
+    """
+    frames = np.asarray(frames)
+    if len(frames) == 0:
+        raise ValueError("the motion holds no frames: nothing to retarget")
+    colormap = detect_colormap(frames[:: max(1, len(frames) // 8)])
+    labels = np.empty(frames.shape[:3], np.uint8)
+    for index, frame in enumerate(frames):
+        labels[index] = labels_from_rgb(frame, colormap)
+        if progress is not None:
+            progress(index + 1)
+    moved_progress = None if progress is None else (lambda done: progress(len(frames) + done))
+    moved = retarget_labels(reference, labels, mode, align_frame=align_frame, progress=moved_progress)
+    return colorize(moved, colormap)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..densepose_node.labels import detect_colormap, labels_from_rgb
-from ..densepose_node.render import colorize, paint_labels
-from ..densepose_node.retarget import retarget_labels
+from ..densepose_node.labels import labels_from_rgb
+from ..densepose_node.retarget import reference_labels, retarget_frames
 from ..magicanimate_core.media.frames import check_image_range, from_uint8, to_uint8
 from . import comfy_adapter as comfy
 from .video_to_densepose import WEIGHTS_FOLDER, cached_estimator, weights_choices
@@ -93,35 +91,17 @@ class MagicAnimate_RetargetMotion:
                 f"frames are {motion.shape[2]}x{motion.shape[1]}; give one picture at the motion's size (set width "
                 "and height in 'Load Reference (MagicAnimate)', or the output size of 'Video to DensePose')"
             )
-        frames = to_uint8(motion)
-        colormap = detect_colormap(frames[:: max(1, len(frames) // 8)])
-        progress = comfy.progress_bar(2 * len(frames))
         if reference_densepose is not None:
             target = labels_from_rgb(to_uint8(reference_densepose)[0])
         else:
-            target = self._estimate(to_uint8(reference)[0], weights)
-        if not target.any():
-            raise ValueError(
-                "no person found in the reference picture; use a photo that shows the whole body, or connect a "
-                "DensePose rendering of the reference to reference_densepose"
-            )
-        labels = np.empty(frames.shape[:3], np.uint8)
-        for index, frame in enumerate(frames):
-            comfy.throw_if_interrupted()
-            labels[index] = labels_from_rgb(frame, colormap)
-            progress.update_absolute(index + 1)
+            estimator = cached_estimator("auto", comfy.model_file(WEIGHTS_FOLDER, weights), comfy.torch_device())
+            target = reference_labels(estimator, to_uint8(reference)[0])
+        progress = comfy.progress_bar(2 * motion.shape[0])
 
-        def on_frame(done: int) -> None:
+        def on_step(done: int) -> None:
             comfy.throw_if_interrupted()
-            progress.update_absolute(len(frames) + done)
+            progress.update_absolute(done)
 
         comfy.throw_if_interrupted()
-        moved = retarget_labels(target, labels, mode, align_frame=align_frame, progress=on_frame)
-        return (from_uint8(colorize(moved, colormap)).to(comfy.intermediate_device()),)
-
-    @staticmethod
-    def _estimate(picture: np.ndarray, weights: str) -> np.ndarray:
-        """Part indices [H, W] of the most confident person in `picture` (uint8 RGB)."""
-        estimator = cached_estimator("auto", comfy.model_file(WEIGHTS_FOLDER, weights), comfy.torch_device())
-        [instances] = estimator.detect([picture])
-        return paint_labels(instances.filter(max_people=1))
+        moved = retarget_frames(target, to_uint8(motion), mode, align_frame=align_frame, progress=on_step)
+        return (from_uint8(moved).to(comfy.intermediate_device()),)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from magicanimate_core.media.fit import square_label_fit
 from magicanimate_core.media.video_args import add_frame_selection_arguments, frame_selection
 from magicanimate_core.media.video_io import read_video, write_video
+from magicanimate_core.validation import finite_float
 
 from .backends import BACKENDS, BackendUnavailable, load_estimator
 from .extract import FITS, extract_densepose
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--weights", required=True, help=f"DensePose weights ({WEIGHTS_FILENAME} or .safetensors)")
     extract.add_argument("--backend", choices=BACKENDS, default="auto")
     extract.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    extract.add_argument("--score-threshold", type=float, default=0.05, help="0.05 = vid2densepose")
+    extract.add_argument("--score-threshold", type=finite_float, default=0.05, help="0.05 = vid2densepose")
     extract.add_argument("--max-people", type=int, default=0, help="keep the N most confident people (0 = all)")
     extract.add_argument("--colormap", choices=COLORMAPS, default="viridis")
     extract.add_argument("--fit", choices=FITS, default="source", help="source size, or a square by crop / pad")

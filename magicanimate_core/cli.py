@@ -25,6 +25,7 @@ from .media.motion_fit import MOTION_FITS
 from .media.video_args import add_frame_selection_arguments, frame_selection
 from .options import WINDOW_WEIGHTINGS, SamplingOptions, Speedups
 from .scheduling import SCHEDULERS
+from .validation import finite_float
 from .verify import verify_command
 
 MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
@@ -65,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="encoder quality 0..100, higher is better (default: the writer's; ignored by GIF and lossless MKV)",
     )
-    animate.add_argument("--fps", type=float, default=25.0, help="output frame rate (default 25, as the original)")
+    animate.add_argument(
+        "--fps", type=finite_float, default=25.0, help="output frame rate (default 25, as the original)"
+    )
     animate.add_argument(
         "--extract-densepose",
         action="store_true",
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sampling.add_argument("--steps", type=int, default=25, help="DDIM denoising steps (default 25)")
     sampling.add_argument(
-        "--guidance-scale", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"
+        "--guidance-scale", type=finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)"
     )
     sampling.add_argument("--context-frames", type=int, default=16, help="frames per context window (default 16)")
     sampling.add_argument(
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--open-loop", dest="closed_loop", action="store_false", help="windows do not wrap around")
     sampling.add_argument(
         "--guidance-until",
-        type=float,
+        type=finite_float,
         default=1.0,
         help="fraction of the steps that use classifier-free guidance (default 1.0 = all)",
     )

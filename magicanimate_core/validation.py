@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 
@@ -18,3 +19,14 @@ def check_finite(name: str, value: float, fix: str = "") -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} is {value!r}, which is not a finite number; {advice}")
     return float(value)
+
+
+def finite_float(text: str) -> float:
+    """argparse `type=` for the CLIs' float flags: NaN and inf are refused there too, not only in the nodes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; enter one such as 7.5")
+    return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..validation import finite_float
+
 
 def add_frame_selection_arguments(group: argparse._ActionsContainer) -> None:
     """The VideoHelperSuite-style loading controls, shared by both command lines."""
@@ -11,7 +13,7 @@ def add_frame_selection_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--skip-first-frames", type=int, default=0, help="drop this many frames first")
     group.add_argument("--select-every-nth", type=int, default=1, help="keep every n-th frame (default 1)")
     group.add_argument(
-        "--force-rate", type=float, default=0.0, help="resample to this frame rate before selecting (0 = source)"
+        "--force-rate", type=finite_float, default=0.0, help="resample to this frame rate before selecting (0 = source)"
     )
 
 

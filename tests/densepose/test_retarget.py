@@ -6,10 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bench.bodies import BUILDS, Pose, clip, dance, draw, ideal
 from bench.retarget import part_iou, silhouette_iou
+from densepose_node.cli import main
+from densepose_node.render import colorize
 from densepose_node.retarget import bone_lengths, extent, retarget_labels
+from magicanimate_core.media.video_io import read_video, write_video
 
 SIZE = (256, 256)
 
@@ -129,3 +133,20 @@ def test_errors_name_the_problem(proportions):
         retarget_labels(reference, motion, "bones")
     with pytest.raises(ValueError, match="align_frame 99 is outside"):
         retarget_labels(reference, motion, align_frame=99)
+
+
+def test_cli_retarget(proportions, tmp_path, capsys):
+    reference, motion, _ = proportions
+    Image.fromarray(colorize(reference, "parula-black")).save(tmp_path / "reference.png")
+    write_video(tmp_path / "motion.mkv", colorize(motion, "parula-black"), 25)
+    argv = ["retarget", "--reference-densepose", str(tmp_path / "reference.png"), "--motion"]
+    argv.append(str(tmp_path / "motion.mkv"))
+    assert main([*argv, "-o", str(tmp_path / "out.mkv"), "--mode", "global", "--frame-load-cap", "4"]) == 0
+    _, frames = read_video(tmp_path / "out.mkv")
+    expected = colorize(retarget_labels(reference, motion[:4], "global"), "parula-black")
+    assert np.array_equal(np.stack(list(frames)), expected)
+    assert main([*argv, "-o", str(tmp_path / "out.mkv")]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    Image.fromarray(colorize(reference)).save(tmp_path / "photo.png")
+    assert main(["retarget", "--reference", str(tmp_path / "photo.png"), "--motion", "x.mkv", "-o", "y.mkv"]) == 2
+    assert "--weights is needed" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from .validation import finite_float
 from .verify import verify_command
 
 MODELS_DIR_ENV = "MAGICANIMATE_MODELS_DIR"
+Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="MagicAnimate: animate a reference image along a DensePose video, without ComfyUI.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_animate_command(commands)
+    _add_download_command(commands)
+    _add_convert_temporal_command(commands)
+    _add_list_models_command(commands)
+    _add_verify_command(commands)
+    return parser
 
+
+def _add_animate_command(commands: Subcommands) -> None:
+    """`animate`: inputs, output, sampling, size, frame selection and runtime options."""
     animate = commands.add_parser(
         "animate",
         help="animate a reference image along a motion video",
@@ -80,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="DensePose implementation for --extract-densepose (default auto)",
     )
+    _add_sampling_arguments(animate)
+    _add_size_arguments(animate)
+    add_frame_selection_arguments(animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)"))
+    _add_runtime_arguments(animate)
+
+
+def _add_sampling_arguments(animate: argparse.ArgumentParser) -> None:
+    """The sampler's options, as the nodes expose them."""
     sampling = animate.add_argument_group("sampling (same options as the nodes)")
     sampling.add_argument("--seed", type=int, default=1, help="seed of the initial noise (default 1)")
     sampling.add_argument(
@@ -121,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="fraction of the steps that use classifier-free guidance (default 1.0 = all)",
     )
+
+
+def _add_size_arguments(animate: argparse.ArgumentParser) -> None:
+    """Working size and how reference and motion reach it."""
     size = animate.add_argument_group("size")
     size.add_argument("--size", type=int, default=512, help="square working size in pixels (default 512)")
     size.add_argument("--width", type=int, default=None, help="working width, overrides --size (multiple of 8)")
@@ -144,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cut the padding --fit pad added back off the output, so a portrait photo stays a portrait",
     )
-    add_frame_selection_arguments(animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)"))
+
+
+def _add_runtime_arguments(animate: argparse.ArgumentParser) -> None:
+    """Device, precision, downloads and memory levers."""
     runtime = animate.add_argument_group("runtime")
     runtime.add_argument(
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1 ..."
@@ -169,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode-batch-size", type=int, default=8, help="frames per VAE decode call (1 = least memory; default 8)"
     )
 
+
+def _add_download_command(commands: Subcommands) -> None:
+    """`download`: fetch the registered model files."""
     download = commands.add_parser(
         "download",
         help="download the model files into the models folder",
@@ -186,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         "or https://huggingface.co)",
     )
 
+
+def _add_convert_temporal_command(commands: Subcommands) -> None:
+    """`convert-temporal`: the one-time temporal checkpoint conversion."""
     convert = commands.add_parser(
         "convert-temporal",
         help="convert temporal_attention.ckpt to a faster, safe .safetensors overlay",
@@ -194,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_models_args(convert)
 
+
+def _add_list_models_command(commands: Subcommands) -> None:
+    """`list-models`: the model folders and their missing files."""
     listing = commands.add_parser(
         "list-models",
         help="list model folders and which files are present",
@@ -201,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_models_args(listing, single_files=False)
 
+
+def _add_verify_command(commands: Subcommands) -> None:
+    """`verify`: check model files against the published sizes and hashes."""
     verify = commands.add_parser(
         "verify",
         help="check the model files on disk against the published sizes and sha256",
@@ -209,7 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
         "exits with status 1 if any file mismatches.",
     )
     _add_models_args(verify, single_files=False)
-    return parser
 
 
 def _add_models_args(parser: argparse.ArgumentParser, single_files: bool = True) -> None:

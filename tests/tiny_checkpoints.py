@@ -279,7 +279,10 @@ def write_sd15(root: Path) -> None:
 
     text_encoder = randomize(CLIPTextModel(CLIPTextConfig(**TEXT_ENCODER_CONFIG)), SEEDS["text_encoder"])
     _write_json(folder / "text_encoder" / "config.json", TEXT_ENCODER_CONFIG)
-    _save_pickle(folder / "text_encoder" / "pytorch_model.bin", text_encoder.state_dict())
+    # The keys transformers 4 writes (`text_model.` prefix); transformers 5 names its modules without it.
+    state = {key if key.startswith("text_model.") else f"text_model.{key}": value
+             for key, value in text_encoder.state_dict().items()}
+    _save_pickle(folder / "text_encoder" / "pytorch_model.bin", state)
 
     tokenizer = folder / "tokenizer"
     _write_json(tokenizer / "vocab.json", vocabulary())

@@ -8,7 +8,8 @@ stem 8, res2 16 (bottleneck 4, doubling per stage), FPN 16, box FC 64, DensePose
 Weights come from one seeded generator: convolutions and FCs N(0, 1/fan_in), FrozenBN scales 1 + 0.1 N,
 shifts 0.05 N, running means 0.1 N and running variances 0.5 + U(0, 1) (so eps and the statistics matter),
 biases 0.05 N. Two heads are biased so that random weights still detect a few people with varied parts:
-the RPN objectness favours the square anchor, and the box classifier's weights are scaled down and its
+the RPN objectness favours the square anchor, both box regressions are scaled down (boxes stay near
+their anchors), and the box classifier's weights are scaled down and its
 person logit biased far below the background one, so that only the strongest few proposals pass 0.05.
 """
 
@@ -22,8 +23,9 @@ import numpy as np
 SEED = 2024
 STEM, RES2, WIDTH, FPN, BOX_FC, HEAD = 8, 16, 4, 16, 64, 32
 BLOCKS = {"res2": 3, "res3": 4, "res4": 6, "res5": 3}
-PERSON_LOGIT = -9.0  # background logit bias 0: only the highest-scoring proposals pass 0.05
+PERSON_LOGIT = -12.5  # background logit bias 0: only the highest-scoring proposals pass 0.05
 CLS_WEIGHT_SCALE = 0.3  # keeps the person-vs-background logits within a few units of each other
+DELTA_WEIGHT_SCALE = 0.1  # small box regressions: proposals and detections stay close to their anchors
 FINE_PARTS = 25
 
 
@@ -95,6 +97,8 @@ def tiny_state() -> dict[str, np.ndarray]:
     state = {name: draw(name, shape, rng).astype(np.float32) for name, shape in tensor_shapes().items()}
     state["proposal_generator.rpn_head.objectness_logits.bias"] = np.array([0, 1, 0], np.float32)
     state["roi_heads.box_predictor.cls_score.weight"] *= CLS_WEIGHT_SCALE
+    state["proposal_generator.rpn_head.anchor_deltas.weight"] *= DELTA_WEIGHT_SCALE
+    state["roi_heads.box_predictor.bbox_pred.weight"] *= DELTA_WEIGHT_SCALE
     state["roi_heads.box_predictor.cls_score.bias"] = np.array([PERSON_LOGIT, 0], np.float32)
     state["roi_heads.densepose_predictor.ann_index_lowres.bias"] = np.array([-0.5, 0.5], np.float32)
     return state

@@ -117,7 +117,7 @@ def broken_model(models: Path, tiny: Path, name: str, relative: str, content: by
 
 
 @pytest.fixture(scope="module")
-def server(comfyui_dir: Path, golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+def server(comfyui_dir: Path, sample_inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     root = tmp_path_factory.mktemp("hostile")
     wrapper = root / "capped-python"
     wrapper.write_text(CAPPED_PYTHON.format(python=sys.executable, cap=CAP_BYTES, budget=BUDGET_MB))
@@ -129,7 +129,7 @@ def server(comfyui_dir: Path, golden_dir: Path, tmp_path_factory: pytest.TempPat
         comfyui_dir, {PACK_LINK_NAME: PACK_ROOT, "careless-pack": careless}, root / "comfy", python=str(wrapper)
     )
     try:
-        install(started, golden_dir)
+        install(started, sample_inputs)
         yield started
     finally:
         started.stop()
@@ -354,9 +354,9 @@ def test_empty_batch_to_save_names_the_fix(server, client, nothing_left):
     ],
 )
 def test_broken_model_files_are_named_with_the_fix(
-    server, client, nothing_left, golden_dir, tmp_path, relative, content, cause
+    server, client, nothing_left, tiny_pretrained_dir, tmp_path, relative, content, cause
 ):
-    tiny = golden_dir / "tiny_checkpoints" / "pretrained_models"
+    tiny = tiny_pretrained_dir
     marker = tmp_path / "exploit-ran"
     if content == "exploit":
         content = pickle.dumps(_Exploit(marker), protocol=2)

@@ -130,7 +130,42 @@ def write_video(
     including one raised by `frames` or `on_frame`, the temporary file is removed and the exception re-raised.
     `on_frame(n)` runs after each encoded frame (n = frames so far): raise there to stop (e.g. a Cancel button).
     """
-    path, name = _resolve_format(Path(path), format)
+    target = _resolve_target(Path(path), format, fps, quality, metadata, overwrite)
+    first, rest = _first_frame(frames, target.path)
+    height, width = first.shape[:2]
+    pad = _even_padding(target, height, width)
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        options = _muxer_options(target.container_format)
+        with av.open(str(target.temp), "w", format=target.container_format, options=options) as out:
+            stream = _open_stream(out, target, width + pad[1], height + pad[0])
+            _encode_frames(out, stream, target, itertools.chain([first], rest), pad, on_frame)
+        _finalize(target, overwrite)
+    except BaseException:
+        target.temp.unlink(missing_ok=True)
+        raise
+    return target.path
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where and how one video is written: the final path, the hidden file beside it, format and options."""
+
+    path: Path
+    temp: Path
+    container_format: str
+    codec: str
+    pix_fmt: str
+    rate: Fraction
+    quality: int
+    tags: dict[str, str]
+
+
+def _resolve_target(
+    path: Path, format: str | None, fps: float, quality: int, metadata: dict[str, str] | None, overwrite: bool
+) -> _Target:
+    """Resolve the format and path and check every argument, before any folder or file exists."""
+    path, name = _resolve_format(path, format)
     temp = _temporary_path(path)  # refused here, before any folder or file exists, if the OS could not use it
     _, container_format, codec, pix_fmt, _ = FORMATS[name]
     rate = _rate(fps, "fps")
@@ -140,43 +175,69 @@ def write_video(
         raise ValueError("metadata keys and values must be strings; serialise other values (e.g. json.dumps)")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True or choose another name")
+    return _Target(path, temp, container_format, codec, pix_fmt, rate, quality, tags)
 
+
+def _first_frame(frames: Iterable[np.ndarray], path: Path) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """The first frame, checked (it fixes the size), and the frames after it, checked as they come."""
     pending = iter(frames)
     first = next(pending, None)
     if first is None:
         raise ValueError(f"no frames to write to {path}; the frame sequence is empty")
     first = _as_rgb(first, 0, None)
-    height, width = first.shape[:2]
-    pad = (height % 2, width % 2) if codec in _EVEN_SIZE_CODECS else (0, 0)
+    size = first.shape[:2]
+    return first, (_as_rgb(frame, index, size) for index, frame in enumerate(pending, start=1))
+
+
+def _even_padding(target: _Target, height: int, width: int) -> tuple[int, int]:
+    """Rows and columns of edge padding the codec needs (H.264 yuv420p: even sizes)."""
+    pad = (height % 2, width % 2) if target.codec in _EVEN_SIZE_CODECS else (0, 0)
     if any(pad):
         log.warning(
-            "%s: %dx%d padded to %dx%d (H.264 needs even sizes)", path, width, height, width + pad[1], height + pad[0]
+            "%s: %dx%d padded to %dx%d (H.264 needs even sizes)",
+            target.path,
+            width,
+            height,
+            width + pad[1],
+            height + pad[0],
         )
+    return pad
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with av.open(str(temp), "w", format=container_format, options=_muxer_options(container_format)) as out:
-            out.metadata.update(tags)
-            stream = out.add_stream(codec, rate=rate, options=_encoder_options(codec, quality))
-            stream.width, stream.height, stream.pix_fmt = width + pad[1], height + pad[0], pix_fmt
-            stream.codec_context.time_base = 1 / rate
-            valid = (_as_rgb(frame, index, (height, width)) for index, frame in enumerate(pending, start=1))
-            for index, image in enumerate(itertools.chain([first], valid)):
-                if any(pad):
-                    image = np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
-                frame = _gif_frame(image) if codec == "gif" else av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts, frame.time_base = index, 1 / rate
-                out.mux(stream.encode(frame))
-                if on_frame is not None:
-                    on_frame(index + 1)
-            out.mux(stream.encode())
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} appeared while writing; not overwritten (pass overwrite=True)")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
+
+def _open_stream(out: av.container.OutputContainer, target: _Target, width: int, height: int) -> av.VideoStream:
+    """The container's tags and its one video stream, configured for the target codec and rate."""
+    out.metadata.update(target.tags)
+    stream = out.add_stream(target.codec, rate=target.rate, options=_encoder_options(target.codec, target.quality))
+    stream.width, stream.height, stream.pix_fmt = width, height, target.pix_fmt
+    stream.codec_context.time_base = 1 / target.rate
+    return stream
+
+
+def _encode_frames(
+    out: av.container.OutputContainer,
+    stream: av.VideoStream,
+    target: _Target,
+    images: Iterable[np.ndarray],
+    pad: tuple[int, int],
+    on_frame: Callable[[int], None] | None,
+) -> None:
+    """Encode and mux every frame, then flush the encoder; `on_frame(n)` after each one."""
+    for index, image in enumerate(images):
+        if any(pad):
+            image = np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)), mode="edge")
+        frame = _gif_frame(image) if target.codec == "gif" else av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = index, 1 / target.rate
+        out.mux(stream.encode(frame))
+        if on_frame is not None:
+            on_frame(index + 1)
+    out.mux(stream.encode())
+
+
+def _finalize(target: _Target, overwrite: bool) -> None:
+    """Move the complete temporary file into place, never over a file that appeared meanwhile."""
+    if target.path.exists() and not overwrite:
+        raise FileExistsError(f"{target.path} appeared while writing; not overwritten (pass overwrite=True)")
+    os.replace(target.temp, target.path)
 
 
 def _temporary_path(path: Path) -> Path:

@@ -6,10 +6,13 @@ both CLIs and the video writer all convert through `to_uint8`, so they write the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
+
+_SLICE_VALUES = 1 << 26  # values checked at a time by check_image_range (256 MB of float32)
 
 
 def to_uint8(images: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -34,28 +37,57 @@ def check_image_range(images: torch.Tensor, name: str) -> None:
     """Refuse an IMAGE batch that is not finite floats in [0, 1] (0..255 values, NaN or infinite pixels).
 
     `name` says where the batch came from, e.g. "motion (the node connected to the Sampler's motion input)";
-    the message names the bad values and the fix.
+    the message names the bad values and the fix. Checked a slice at a time, so the temporaries stay small
+    even for an 8000x8000 batch (or a broadcast view of one).
     """
     if not images.is_floating_point():
         raise ValueError(
             f"{name}: pixels are {images.dtype}, but IMAGE values must be floats in [0, 1]; "
             "convert them with x / 255 in the node that produced them"
         )
-    if images.numel() == 0:
-        return
-    finite = torch.isfinite(images)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        frames = (~finite).reshape(images.shape[0], -1).any(1).nonzero().flatten().tolist() if images.ndim == 4 else []
-        where = f" in {len(frames)} frames (the first is frame {frames[0]})" if frames else ""
-        raise ValueError(
-            f"{name}: {bad} of {images.numel()} pixel values are NaN or infinite{where}; a black or empty result "
-            "would follow. Fix or replace the node that produced these images"
-        )
-    low, high = float(images.min()), float(images.max())
+    low, high = math.inf, -math.inf
+    for _, part in _slices(images):
+        part_low, part_high = float(part.amin()), float(part.amax())  # NaN if the part holds one
+        if not (math.isfinite(part_low) and math.isfinite(part_high)):
+            _refuse_non_finite(images, name)
+        low, high = min(low, part_low), max(high, part_high)
     if low < 0 or high > 1:
         hint = "; they look like 0..255 values: divide them by 255" if high > 1.5 else "; clamp them to [0, 1]"
         raise ValueError(
             f"{name}: pixel values span [{low:g}, {high:g}], outside ComfyUI's IMAGE range [0, 1]{hint} in the "
             "node that produced them"
         )
+
+
+def _refuse_non_finite(images: torch.Tensor, name: str) -> None:
+    bad: dict[int, int] = {}
+    for first, part in _slices(images):
+        counts = torch.count_nonzero(~torch.isfinite(part).flatten(1), dim=1).tolist()
+        for offset, count in enumerate(counts):
+            if count:
+                bad[first + offset] = bad.get(first + offset, 0) + count
+    where = f" in {len(bad)} frames (the first is frame {min(bad)})" if images.ndim == 4 else ""
+    raise ValueError(
+        f"{name}: {sum(bad.values())} of {images.numel()} pixel values are NaN or infinite{where}; a black or "
+        "empty result would follow. Fix or replace the node that produced these images"
+    )
+
+
+def _slices(images: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """(index of its first frame, a `[n, ...]` view of n whole frames, or of some rows of one frame), covering
+    `images` in parts of at most about `_SLICE_VALUES` values (a few large reductions cost far less than many
+    small ones).
+    """
+    frames = images if images.ndim == 4 else images[None]
+    if not frames.numel():
+        return
+    per_frame = frames[0].numel()
+    if per_frame <= _SLICE_VALUES:
+        step = _SLICE_VALUES // per_frame
+        for first in range(0, frames.shape[0], step):
+            yield first, frames[first : first + step]
+        return
+    rows = max(1, _SLICE_VALUES // frames[0][0].numel())
+    for index, frame in enumerate(frames):
+        for part in frame.split(rows):
+            yield index, part[None]

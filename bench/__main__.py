@@ -24,6 +24,7 @@ import torch
 from magicanimate_core.devices import DTYPES
 from magicanimate_core.pipeline import SamplingOptions, Speedups
 
+from .exact_off import EXACT_OFF
 from .memory import release_freed_memory_promptly
 from .models import build_pipeline, parameter_count
 from .report import NOTES, format_table, write_json
@@ -196,7 +197,7 @@ def run_dtype(
     for frames in preset.frames:
         default = Case("default", *preset.size, frames, preset.steps, speedups=speedups)
         if args.exact_off or args.compare:
-            off = run(dataclasses.replace(default, label="exact-off", speedups=Speedups.none()))
+            off = run(dataclasses.replace(default, label="exact-off", speedups=EXACT_OFF, uncached_kv=True))
             if not args.compare:
                 continue
         on = run(default)

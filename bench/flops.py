@@ -85,8 +85,11 @@ class RunShape:
         return math.ceil((self.padded - self.context_frames) / stride) + 1
 
 
-def ours(shape: RunShape, speedups: Speedups, options: SamplingOptions) -> float:
-    """FLOPs this pack's pipeline runs (the CLIP embedding is computed once per pipeline and not counted)."""
+def ours(shape: RunShape, speedups: Speedups, options: SamplingOptions, cached_kv: bool = True) -> float:
+    """FLOPs this pack's pipeline runs (the CLIP embedding is computed once per pipeline and not counted).
+
+    `cached_kv=False`: the reference tokens are projected on every UNet call (`exact_off.uncached_reference`).
+    """
     s, c = shape.scale, shape.window
     windows = shape.windows(options.closed_loop)
     calls = math.ceil(windows / speedups.windows_per_call)
@@ -97,7 +100,7 @@ def ours(shape: RunShape, speedups: Speedups, options: SamplingOptions) -> float
         c * DOWN_PATH.at(s) + 2 * c * (unet3d - DOWN_PATH.at(s)) if shared else 2 * c * unet3d
     ) + c * READ_ATTENTION.at(s)
     plain_window = c * (unet3d + READ_ATTENTION.at(s))
-    projections_per_step = 1 if speedups.cache_reference_kv else calls
+    projections_per_step = 1 if cached_kv else calls
     per_step = (
         APPEARANCE_TRUNCATED.at(s) + shape.padded * CONTROLNET.at(s) + projections_per_step * READ_PROJECTION.at(s)
     )

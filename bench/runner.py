@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -14,6 +15,7 @@ from magicanimate_core.pipeline import MagicAnimatePipeline, SamplingOptions, Sp
 
 from . import flops
 from .counters import CallCounter
+from .exact_off import uncached_reference
 from .memory import PeakMemory
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -33,6 +35,7 @@ class Case:
     options: SamplingOptions = field(default_factory=SamplingOptions)
     context_overlap: int = 4
     guidance_scale: float = 7.5
+    uncached_kv: bool = False  # project the reference tokens on every UNet call (with EXACT_OFF: the original)
 
     @property
     def changed(self) -> list[str]:
@@ -70,9 +73,13 @@ class Result:
     video: torch.Tensor
 
 
-def effective_speedups(speedups: Speedups, device: torch.device) -> list[str]:
-    """`Speedups.enabled`, plus channels_last where its automatic default turns it on (CUDA)."""
+def effective_speedups(case: Case, device: torch.device) -> list[str]:
+    """`Speedups.enabled`, the reference K/V cache unless turned off, and channels_last where its automatic
+    default turns it on (CUDA)."""
+    speedups = case.speedups
     names = list(speedups.enabled)
+    if not case.uncached_kv:
+        names.insert(1, "cache_reference_kv")
     if speedups.channels_last is None and device.type == "cuda":
         names.append("channels_last(auto)")
     return names
@@ -107,17 +114,18 @@ class Runner:
 
     def _call(self, case: Case, inputs: Inputs, steps: int, callback: Any = None) -> torch.Tensor:
         reference, motion = inputs
-        return self.pipe(
-            reference,
-            motion,
-            seed=self.seed,
-            num_inference_steps=steps,
-            guidance_scale=case.guidance_scale,
-            context_overlap=case.context_overlap,
-            callback=callback,
-            options=case.options,
-            speedups=case.speedups,
-        )
+        with uncached_reference(self.pipe) if case.uncached_kv else contextlib.nullcontext():
+            return self.pipe(
+                reference,
+                motion,
+                seed=self.seed,
+                num_inference_steps=steps,
+                guidance_scale=case.guidance_scale,
+                context_overlap=case.context_overlap,
+                callback=callback,
+                options=case.options,
+                speedups=case.speedups,
+            )
 
     def warm_up(self, case: Case) -> None:
         """Once per configuration. Compiling: the whole case (every graph shape, guided and unguided steps).
@@ -162,7 +170,7 @@ class Runner:
         timings = [self._timed(case) for _ in range(repeat)]
         median = sorted(timings, key=lambda timing: timing.seconds)[(repeat - 1) // 2]
         seconds = median.seconds
-        ours = flops.ours(case.shape, case.speedups, case.options) if self.full_size else None
+        ours = flops.ours(case.shape, case.speedups, case.options, not case.uncached_kv) if self.full_size else None
         per_step = self.counter.steps
 
         def each(key: str) -> list[int]:
@@ -185,7 +193,7 @@ class Runner:
                 "appearance": _mean(each("appearance_calls")),
                 "vae": self.counter.calls["vae"],  # decode calls of the run: all after the last step
             },
-            "speedups": effective_speedups(case.speedups, self.pipe.device),
+            "speedups": effective_speedups(case, self.pipe.device),
             "label": case.label,
             "options": case.changed,
             "peak_device_kind": "cuda max_memory_allocated" if self.pipe.device.type == "cuda" else "peak RSS growth",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import torch
+
 
 def uniform_windows(
     num_frames: int, context_frames: int = 16, overlap: int = 4, *, closed_loop: bool = True
@@ -34,3 +38,32 @@ def window_weights(context_frames: int, weighting: str) -> list[float]:
     if weighting == "pyramid":
         return [float(min(i + 1, context_frames - i)) for i in range(context_frames)]
     raise ValueError(f"unknown window weighting {weighting!r}; choose 'average' or 'pyramid'")
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The context windows of one run and how their noise predictions fuse into one per frame.
+
+    Every window's prediction is added, position-weighted, into per-frame sums; `counts` holds each
+    frame's total weight over all windows, so `sums / counts` is the weighted average over the windows
+    that cover the frame (every frame is covered at least once). The plan is the same at every step.
+    """
+
+    windows: list[list[int]]  # frame indices of each window, in the reference's order
+    weights: torch.Tensor  # [1, 1, window length, 1, 1] weight of each window position
+    counts: torch.Tensor  # [1, 1, frames, 1, 1] total weight each frame receives per step
+
+    @classmethod
+    def build(
+        cls, num_frames: int, context_frames: int, overlap: int, weighting: str, closed_loop: bool, device: torch.device
+    ) -> WindowPlan:
+        windows = uniform_windows(num_frames, context_frames, overlap, closed_loop=closed_loop)
+        weights = torch.tensor(window_weights(len(windows[0]), weighting), device=device)[None, None, :, None, None]
+        counts = torch.zeros((1, 1, num_frames, 1, 1), device=device)
+        for window in windows:  # in window order, as the sums accumulate: the same float rounding
+            counts[:, :, window] += weights
+        return cls(windows, weights, counts)
+
+    def groups(self, indices: list[int], per_call: int) -> list[list[int]]:
+        """`indices` (window numbers) in runs of `per_call`: the windows batched into one UNet call."""
+        return [indices[i : i + per_call] for i in range(0, len(indices), per_call)]

@@ -40,7 +40,6 @@ class Speedups:
     """
 
     share_down_path: bool = True  # both guidance halves share the UNet's down path: run it once
-    cache_reference_kv: bool = True  # project reference tokens with to_k/to_v once per block per step
     windows_per_call: int = 1  # context windows batched into one UNet call
     decode_batch_size: int = 8  # frames per VAE decode call
     channels_last: bool | None = None  # NHWC convolutions; None = on for CUDA only
@@ -52,18 +51,7 @@ class Speedups:
     def __post_init__(self) -> None:
         if self.windows_per_call < 1 or self.decode_batch_size < 1:
             raise ValueError("windows_per_call and decode_batch_size must be at least 1")
-        flags = ("share_down_path", "cache_reference_kv", "channels_last", "compile", "sequential_cfg", "offload")
+        flags = ("share_down_path", "channels_last", "compile", "sequential_cfg", "offload")
         names = [name for name in flags if getattr(self, name)]
         names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
         object.__setattr__(self, "enabled", tuple(names))
-
-    @classmethod
-    def none(cls) -> Speedups:
-        """Every exact speed-up off: the original's way of computing (for measuring their effect)."""
-        return cls(
-            share_down_path=False,
-            cache_reference_kv=False,
-            windows_per_call=1,
-            decode_batch_size=1,
-            channels_last=False,
-        )

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from diffusers import SchedulerMixin
 from torch import nn
 
-from .context import uniform_windows, window_weights
-from .control_cache import ControlResidualCache
+from .context import WindowPlan
+from .control_cache import ComputeResiduals, ControlResidualCache
 from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes
 from .models import MAX_FRAMES, ReferenceBank, install_readers
@@ -48,6 +49,23 @@ class StepInfo:
     @property
     def progress(self) -> float:
         return (self.step + self.call / self.num_calls) / self.num_steps
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every denoising step of one call reads: inputs, shared conditioning and switches."""
+
+    motion: torch.Tensor  # [F, H, W, 3] DensePose frames in [0, 1]
+    num_padded: int  # frames denoised: F padded to a multiple of 16 by repeating the last frame
+    text: torch.Tensor  # [1, 77, D] empty-prompt embedding
+    reference_latent: torch.Tensor  # [1, 4, h, w]
+    speedups: Speedups
+    callback: Callable[[StepInfo], None] | None
+    num_steps: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.motion.shape[0]
 
 
 class MagicAnimatePipeline:
@@ -197,85 +215,136 @@ class MagicAnimatePipeline:
         """
         options, speedups = options or SamplingOptions(), speedups or Speedups()
         check_finite("guidance_scale", guidance_scale, "7.5 as released; 1 or less turns guidance off")
-        reference = self._check_inputs(reference, motion, num_inference_steps, context_frames, context_overlap)
-        num_frames, height, width = motion.shape[0], motion.shape[1], motion.shape[2]
+        reference = self.check_inputs(reference, motion, noise, num_inference_steps, context_frames, context_overlap)
+        height, width = motion.shape[1], motion.shape[2]
         check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)
-        padded = padded_length(num_frames, NOISE_FRAMES)
-        if noise is None:
-            noise = draw_noise(seed, height, width)
-        elif tuple(noise.shape[1:]) != (4, height // 8, width // 8):
-            raise ValueError(
-                f"noise has shape {list(noise.shape)}; for {width}x{height} frames it must be "
-                f"[K, 4, {height // 8}, {width // 8}]"
-            )
         self._prepare(speedups)
         scheduler = make_scheduler(options.scheduler)
         scheduler.set_timesteps(num_inference_steps, device=self.device)
-        latents = tile_noise(noise.float(), padded).to(self.device) * scheduler.init_noise_sigma
-
-        with self._on_device(self.models.text_encoder, speedups.offload):
-            text = self.text_embedding()
-        with self._on_device(self.models.vae, speedups.offload):
-            reference_latent = self.encode_reference(reference)
-        windows = uniform_windows(padded, context_frames, context_overlap, closed_loop=options.closed_loop)
-        weights = torch.tensor(window_weights(len(windows[0]), options.window_weighting), device=self.device)
-        weights = weights[None, None, :, None, None]
+        run = self.prepare_run(reference, motion, speedups, callback, num_inference_steps)
+        latents = self.prepare_latents(noise, seed, height, width, run.num_padded, scheduler)
+        plan = WindowPlan.build(
+            run.num_padded, context_frames, context_overlap, options.window_weighting, options.closed_loop, self.device
+        )
+        everything = list(range(len(plan.windows)))
+        # Classifier-free guidance runs on the first `guided_steps` steps only (all of them by default).
         guided_steps = math.ceil(options.guidance_until * num_inference_steps) if guidance_scale > 1.0 else 0
-        per_call = speedups.windows_per_call
-        groups = [windows[i : i + per_call] for i in range(0, len(windows), per_call)]
-
-        def control_residuals(t: torch.Tensor) -> Callable[[list[int]], list[list[torch.Tensor]]]:
-            def compute(frames: list[int]) -> list[list[torch.Tensor]]:
-                index = [min(f, num_frames - 1) for f in frames]  # edge padding by the last frame
-                cond = motion[index].permute(0, 3, 1, 2).to(self.device, self.dtype)
-                sample = latents[0, :, frames].permute(1, 0, 2, 3).to(self.dtype)
-                down, mid = self.models.controlnet(
-                    sample,
-                    t,
-                    encoder_hidden_states=text.expand(len(frames), -1, -1),
-                    controlnet_cond=cond,
-                    conditioning_scale=1.0,
-                    return_dict=False,
-                )
-                levels = [*down, mid]
-                return [[level[i] for level in levels] for i in range(len(frames))]
-
-            return compute
-
         try:
             for step, t in enumerate(scheduler.timesteps):
                 do_cfg = step < guided_steps
-                with self._on_device(self.models.appearance_encoder, speedups.offload):
-                    bank = self.models.appearance_encoder(reference_latent, t, text)
-                self.reference_state.bank = bank if speedups.cache_reference_kv else _UncachedBank(bank.tokens)
-                controls = ControlResidualCache(control_residuals(t), windows)
-                sums = torch.zeros((2 if do_cfg else 1, *latents.shape[1:]), device=self.device)
-                counts = torch.zeros((1, 1, padded, 1, 1), device=self.device)
-                done = 0
-                for group in groups:
-                    with self._on_device(self.models.controlnet, speedups.offload):
-                        residuals = controls.for_windows(group)
-                    with self._on_device(self.models.unet, speedups.offload):
-                        eps = self._unet_call(latents, t, text, group, residuals, do_cfg, speedups)
-                    for w, window in enumerate(group):
-                        sums[:, :, window] += eps[w] * weights
-                        counts[:, :, window] += weights
-                        controls.release(done + w)
-                    done += len(group)
-                    if callback is not None:
-                        callback(StepInfo(step, num_inference_steps, done, len(windows)))
-                averaged = sums / counts
-                guided = averaged[0] + guidance_scale * (averaged[1] - averaged[0]) if do_cfg else averaged[0]
-                result = scheduler.step(guided[None], t, latents)
+                sums = self.denoise_step(run, plan, everything, latents, step, t, do_cfg)
+                eps = self.guide(sums / plan.counts, guidance_scale, do_cfg)
+                result = scheduler.step(eps[None], t, latents)
                 latents = result.prev_sample
                 if callback is not None:
                     denoised = getattr(result, "pred_original_sample", None)  # DDIM reports it, DPM-Solver++ not
-                    callback(StepInfo(step, num_inference_steps, len(windows), len(windows), latents, denoised))
+                    callback(StepInfo(step, num_inference_steps, len(everything), len(everything), latents, denoised))
         finally:
             self.reference_state.bank = None
             self.reference_state.cond_rows = None
         with self._on_device(self.models.vae, speedups.offload):
-            return self.decode(latents, num_frames, speedups.decode_batch_size)
+            return self.decode(latents, run.num_frames, speedups.decode_batch_size)
+
+    # ---- phases of a call -----------------------------------------------------------------------
+
+    def prepare_run(
+        self,
+        reference: torch.Tensor,
+        motion: torch.Tensor,
+        speedups: Speedups,
+        callback: Callable[[StepInfo], None] | None,
+        num_steps: int,
+    ) -> _Run:
+        """The conditioning every step shares: the empty-prompt embedding and the reference latent."""
+        with self._on_device(self.models.text_encoder, speedups.offload):
+            text = self.text_embedding()
+        with self._on_device(self.models.vae, speedups.offload):
+            reference_latent = self.encode_reference(reference)
+        num_padded = padded_length(motion.shape[0], NOISE_FRAMES)
+        return _Run(motion, num_padded, text, reference_latent, speedups, callback, num_steps)
+
+    def prepare_latents(
+        self, noise: torch.Tensor | None, seed: int, height: int, width: int, num_padded: int, scheduler: SchedulerMixin
+    ) -> torch.Tensor:
+        """Initial latents `[1, 4, num_padded, h, w]`: 16 frames of noise tiled along the padded clip."""
+        if noise is None:
+            noise = draw_noise(seed, height, width)
+        return tile_noise(noise.float(), num_padded).to(self.device) * scheduler.init_noise_sigma
+
+    def reference_bank(self, reference_latent: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> ReferenceBank:
+        """The appearance encoder's reference tokens at timestep `t`, read by the UNet's attention."""
+        return self.models.appearance_encoder(reference_latent, t, text)
+
+    def denoise_step(
+        self,
+        run: _Run,
+        plan: WindowPlan,
+        indices: list[int],
+        latents: torch.Tensor,
+        step: int,
+        t: torch.Tensor,
+        do_cfg: bool,
+    ) -> torch.Tensor:
+        """Weighted per-frame sums `[halves, 4, N, h, w]` (float32) of the windows `indices` at step `t`.
+
+        Halves: unconditional then conditional with guidance, only the conditional without. Windows are
+        batched `windows_per_call` per UNet call; ControlNet residuals are computed once per frame and
+        freed after the last of these windows that uses them.
+        """
+        offload = run.speedups.offload
+        with self._on_device(self.models.appearance_encoder, offload):
+            self.reference_state.bank = self.reference_bank(run.reference_latent, t, run.text)
+        windows = [plan.windows[i] for i in indices]
+        controls = ControlResidualCache(self._control_residuals(run, latents, t), windows)
+        sums = torch.zeros((2 if do_cfg else 1, *latents.shape[1:]), device=self.device)
+        done = 0
+        for group in plan.groups(list(range(len(windows))), run.speedups.windows_per_call):
+            group_windows = [windows[i] for i in group]
+            with self._on_device(self.models.controlnet, offload):
+                residuals = controls.for_windows(group_windows)
+            with self._on_device(self.models.unet, offload):
+                eps = self._unet_call(latents, t, run.text, group_windows, residuals, do_cfg, run.speedups)
+            # Fusion: each window adds its position-weighted prediction to the frames it covers; the
+            # caller divides by the plan's per-frame weight totals once every window has been added.
+            for position, w in enumerate(group):
+                sums[:, :, windows[w]] += eps[position] * plan.weights
+                controls.release(w)
+            done += len(group)
+            if run.callback is not None:
+                run.callback(StepInfo(step, run.num_steps, done, len(windows)))
+        return sums
+
+    @staticmethod
+    def guide(averaged: torch.Tensor, guidance_scale: float, do_cfg: bool) -> torch.Tensor:
+        """Classifier-free guidance on window-averaged predictions `[halves, 4, N, h, w]` -> `[4, N, h, w]`.
+
+        Row 0 is the prediction without the reference, row 1 with it; guidance extrapolates from the
+        first towards the second by `guidance_scale`. As in the original it is applied after averaging.
+        """
+        if not do_cfg:
+            return averaged[0]
+        return averaged[0] + guidance_scale * (averaged[1] - averaged[0])
+
+    def _control_residuals(self, run: _Run, latents: torch.Tensor, t: torch.Tensor) -> ComputeResiduals:
+        """ControlNet on the given frames of `latents` at `t`: per frame, 12 down residuals then mid."""
+        num_frames = run.motion.shape[0]
+
+        def compute(frames: list[int]) -> list[list[torch.Tensor]]:
+            index = [min(f, num_frames - 1) for f in frames]  # edge padding by the last frame
+            cond = run.motion[index].permute(0, 3, 1, 2).to(self.device, self.dtype)
+            sample = latents[0, :, frames].permute(1, 0, 2, 3).to(self.dtype)
+            down, mid = self.models.controlnet(
+                sample,
+                t,
+                encoder_hidden_states=run.text.expand(len(frames), -1, -1),
+                controlnet_cond=cond,
+                conditioning_scale=1.0,
+                return_dict=False,
+            )
+            levels = [*down, mid]
+            return [[level[i] for level in levels] for i in range(len(frames))]
+
+        return compute
 
     def _unet_call(
         self,
@@ -322,9 +391,15 @@ class MagicAnimatePipeline:
         return unet(sample, t, text, down, mid, cfg_copies=cfg_copies).float()
 
     @staticmethod
-    def _check_inputs(
-        reference: torch.Tensor, motion: torch.Tensor, steps: int, context_frames: int, context_overlap: int
+    def check_inputs(
+        reference: torch.Tensor,
+        motion: torch.Tensor,
+        noise: torch.Tensor | None,
+        steps: int,
+        context_frames: int,
+        context_overlap: int,
     ) -> torch.Tensor:
+        """Reject inputs the sampler cannot use, naming the value and the fix; returns `reference` as `[H, W, 3]`."""
         if reference.ndim == 4 and reference.shape[0] == 1:
             reference = reference[0]
         if reference.ndim != 3 or reference.shape[-1] != 3:
@@ -350,12 +425,9 @@ class MagicAnimatePipeline:
             )
         if not 0 <= context_overlap < context_frames:
             raise ValueError(f"context_overlap={context_overlap} must be in [0, context_frames={context_frames})")
+        if noise is not None and tuple(noise.shape[1:]) != (4, height // 8, width // 8):
+            raise ValueError(
+                f"noise has shape {list(noise.shape)}; for {width}x{height} frames it must be "
+                f"[K, 4, {height // 8}, {width // 8}]"
+            )
         return reference
-
-
-class _UncachedBank(ReferenceBank):
-    """A bank that projects reference tokens on every call (for measuring the K/V cache)."""
-
-    def key_value(self, index: int, attn) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
-        tokens = self.tokens[index]
-        return attn.to_k(tokens), attn.to_v(tokens)

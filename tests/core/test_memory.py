@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROBE = Path(__file__).with_name("memory_probe.py")
+REPO = Path(__file__).resolve().parents[2]
 SIZE = 256
 LATENT_FRAME_BYTES = 4 * (SIZE // 8) ** 2 * 4
 # Latent-sized per-frame state (latents, two guidance sums, counts, scheduler temporaries) stays well
@@ -16,14 +16,14 @@ ALLOWED_STATE_PER_FRAME = 16 * LATENT_FRAME_BYTES
 
 
 def peak_growth(model_dir: Path, frames: int) -> tuple[int, int]:
-    # Large buffers through mmap, so freed memory leaves the resident set instead of fragmenting the heap.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "MALLOC_MMAP_THRESHOLD_": "65536"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, str(PROBE), str(model_dir), str(frames), str(SIZE)],
+        [sys.executable, "-m", "bench.memory_probe", str(model_dir), str(frames), str(SIZE)],
         capture_output=True,
         text=True,
         env=env,
         check=True,
+        cwd=REPO,
         timeout=600,
     )
     growth, output = result.stdout.split()[-2:]

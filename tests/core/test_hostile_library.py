@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
@@ -130,3 +131,19 @@ def test_on_frame_can_stop_a_write_and_the_temporary_file_goes(tmp_path: Path):
     assert seen == [1, 2, 3] and list(tmp_path.iterdir()) == []
     write_video(tmp_path / "clip.mp4", FRAMES, 25, on_frame=seen.append)
     assert seen[3:] == [1, 2, 3, 4, 5] and [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("magicanimate_core.cli", ["animate", "ref.png", "motion.mp4", "-o", "out.mp4", "--guidance-scale", "nan"]),
+        ("magicanimate_core.cli", ["animate", "ref.png", "motion.mp4", "-o", "out.mp4", "--fps", "inf"]),
+        ("magicanimate_core.cli", ["animate", "ref.png", "motion.mp4", "-o", "out.mp4", "--force-rate", "nan"]),
+        ("densepose_node.cli", ["extract", "v.mp4", "-o", "o.mp4", "--weights", "w.pkl", "--score-threshold", "nan"]),
+    ],
+)
+def test_cli_float_flags_refuse_nan_and_inf(module, argv, capsys):
+    parser = importlib.import_module(module).build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    assert f"argument {argv[-2]}: {argv[-1]!r} is not a finite number; enter one such as 7.5" in capsys.readouterr().err

@@ -1,4 +1,7 @@
-"""Down, mid and up blocks of the 3D UNet: SD1.5 blocks applied per frame, plus motion modules."""
+"""Down, mid and up blocks of the 3D UNet: SD1.5 blocks applied per frame, plus motion modules.
+
+Every block works on `((b f), c, h, w)` frames (see `frames.py`) and is told the window length.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,12 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
-from .frames import batch_to_frames, frames_to_batch, per_frame
 from .motion_module import MotionModule
 from .resnet3d import ResnetBlock3D
 
 
 class Downsampler(nn.Module):
-    """Stride-2 3x3 convolution (SD1.5's `downsamplers.0.conv`), applied per frame by the caller."""
+    """Stride-2 3x3 convolution (SD1.5's `downsamplers.0.conv`), per frame."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -24,13 +26,28 @@ class Downsampler(nn.Module):
 
 
 class SpatialTransformer(Transformer2DModel):
-    """SD1.5's Transformer2D run on every frame, with the text embedding repeated per frame."""
+    """SD1.5's Transformer2D (continuous input, 1x1-conv projections) on every frame.
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        num_frames = video.shape[2]
-        text = text.repeat_interleave(num_frames, dim=0)
-        out = super().forward(frames_to_batch(video), encoder_hidden_states=text, return_dict=False)[0]
-        return batch_to_frames(out, num_frames)
+    Written out so that the tokens are a view of channels-last frames (no layout copy in or out) and
+    the text embedding arrives already repeated per frame, once per UNet call.
+    """
+
+    def forward(self, frames: torch.Tensor, text_rows: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        rows, _, height, width = frames.shape
+        memory_format = (
+            torch.channels_last
+            if not frames.is_contiguous() and frames.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
+        hidden = self.proj_in(self.norm(frames))
+        inner = hidden.shape[1]
+        tokens = hidden.permute(0, 2, 3, 1).reshape(rows, height * width, inner)
+        for block in self.transformer_blocks:
+            tokens = block(tokens, encoder_hidden_states=text_rows)
+        hidden = tokens.reshape(rows, height, width, inner).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+        out = self.proj_out(hidden)
+        out += frames
+        return out
 
 
 def spatial_transformer(channels: int, heads: int, groups: int, text_dim: int) -> SpatialTransformer:
@@ -73,18 +90,18 @@ class DownBlock3D(nn.Module):
             self.downsamplers = nn.ModuleList([Downsampler(out_channels)])
 
     def forward(
-        self, hidden: torch.Tensor, temb: torch.Tensor, text: torch.Tensor
+        self, hidden: torch.Tensor, temb: torch.Tensor, text_rows: torch.Tensor, num_frames: int
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         attentions = getattr(self, "attentions", [None] * len(self.resnets))
         for resnet, attention, motion in zip(self.resnets, attentions, self.motion_modules):
-            hidden = resnet(hidden, temb)
+            hidden = resnet.forward_frames(hidden, temb, num_frames)
             if attention is not None:
-                hidden = attention(hidden, text)
-            hidden = motion(hidden)
+                hidden = attention(hidden, text_rows)
+            hidden = motion.forward_frames(hidden, num_frames)
             skips.append(hidden)
         if hasattr(self, "downsamplers"):
-            hidden = per_frame(self.downsamplers[0], hidden)
+            hidden = self.downsamplers[0](hidden)
             skips.append(hidden)
         return hidden, skips
 
@@ -97,13 +114,15 @@ class MidBlock3D(nn.Module):
         self.resnets = nn.ModuleList(ResnetBlock3D(channels, channels, temb_channels, groups, eps) for _ in range(2))
         self.attentions = nn.ModuleList([spatial_transformer(channels, heads, groups, text_dim)])
 
-    def enter(self, hidden: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+    def enter(self, hidden: torch.Tensor, temb: torch.Tensor, num_frames: int) -> torch.Tensor:
         """The first resnet: the last computation that the two guidance halves share."""
-        return self.resnets[0](hidden, temb)
+        return self.resnets[0].forward_frames(hidden, temb, num_frames)
 
-    def finish(self, hidden: torch.Tensor, temb: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def finish(
+        self, hidden: torch.Tensor, temb: torch.Tensor, text_rows: torch.Tensor, num_frames: int
+    ) -> torch.Tensor:
         """Spatial transformer (the first reference-attention block) and the second resnet."""
-        return self.resnets[1](self.attentions[0](hidden, text), temb)
+        return self.resnets[1].forward_frames(self.attentions[0](hidden, text_rows), temb, num_frames)
 
 
 class UpBlock3D(nn.Module):
@@ -142,15 +161,16 @@ class UpBlock3D(nn.Module):
         hidden: torch.Tensor,
         skips: list[torch.Tensor],
         temb: torch.Tensor,
-        text: torch.Tensor,
+        text_rows: torch.Tensor,
+        num_frames: int,
         upsample_size: tuple[int, int] | None,
     ) -> torch.Tensor:
         attentions = getattr(self, "attentions", [None] * len(self.resnets))
         for resnet, attention, motion in zip(self.resnets, attentions, self.motion_modules):
-            hidden = resnet(torch.cat([hidden, skips.pop()], dim=1), temb)
+            hidden = resnet.forward_frames(torch.cat([hidden, skips.pop()], dim=1), temb, num_frames)
             if attention is not None:
-                hidden = attention(hidden, text)
-            hidden = motion(hidden)
+                hidden = attention(hidden, text_rows)
+            hidden = motion.forward_frames(hidden, num_frames)
         if hasattr(self, "upsamplers"):
-            hidden = per_frame(self.upsamplers[0], hidden, upsample_size)
+            hidden = self.upsamplers[0](hidden, upsample_size)
         return hidden

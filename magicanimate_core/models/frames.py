@@ -1,9 +1,16 @@
-"""Moving between video tensors `(b, c, f, h, w)` and per-frame image batches `((b f), c, h, w)`."""
+"""Frame layouts of the 3D UNet.
+
+Outside the UNet a video is `(b, c, f, h, w)`. Inside, it is a batch of frames `((b f), c, h, w)` (frames
+of one video adjacent), so the per-frame convolutions and spatial transformers run on it without a layout
+copy, in whichever memory format (contiguous or channels-last) the convolution weights carry.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
+from torch import nn
 
 
 def frames_to_batch(video: torch.Tensor) -> torch.Tensor:
@@ -12,10 +19,45 @@ def frames_to_batch(video: torch.Tensor) -> torch.Tensor:
 
 
 def batch_to_frames(images: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """`((b f), c, h, w)` -> `(b, c, f, h, w)`; inverse of `frames_to_batch`."""
+    """`((b f), c, h, w)` -> `(b, c, f, h, w)`; inverse of `frames_to_batch` (a view, no copy)."""
     return rearrange(images, "(b f) c h w -> b c f h w", f=num_frames)
 
 
-def per_frame(module: torch.nn.Module, video: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    """Apply a 2-D module to every frame of a `(b, c, f, h, w)` video."""
-    return batch_to_frames(module(frames_to_batch(video), *args, **kwargs), video.shape[2])
+def add_video(frames: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """`frames` `((b f), c, h, w)` plus `video` `(b, c, f, h, w)`, in one pass, in `frames`' memory format."""
+    b, _, f = video.shape[:3]
+    return (frames.unflatten(0, (b, f)) + video.transpose(1, 2)).flatten(0, 1)
+
+
+def repeat_rows(frames: torch.Tensor, copies: int) -> torch.Tensor:
+    """`copies` copies of a batch stacked along rows, keeping the memory format (`Tensor.repeat` does not)."""
+    return torch.cat([frames] * copies) if copies > 1 else frames
+
+
+def group_norm_silu_over_frames(frames: torch.Tensor, num_frames: int, norm: nn.GroupNorm) -> torch.Tensor:
+    """SiLU(GroupNorm) of `((b f), c, h, w)` frames with statistics pooled over each video's frames.
+
+    Equals `norm` applied to the `(b, c, f, h, w)` video (the original's semantics: statistics over
+    (C/G, F, H, W)) without moving the frames into that layout: the mean and variance are reduced over
+    a strided view, and the affine map is one scale-and-shift pass followed by an in-place SiLU.
+    """
+    bf, c, h, w = frames.shape
+    b, groups = bf // num_frames, norm.num_groups
+    channels_last = not frames.is_contiguous() and frames.is_contiguous(memory_format=torch.channels_last)
+    if channels_last:
+        flat = frames.permute(0, 2, 3, 1).reshape(b, num_frames * h * w, c)  # a view of NHWC memory
+        grouped = flat.view(b, -1, groups, c // groups)
+    else:
+        flat = frames.contiguous().view(b, num_frames, c, h * w)
+        grouped = flat.view(b, num_frames, groups, -1)
+    var, mean = torch.var_mean(grouped, dim=(1, 3), correction=0)  # (b, groups)
+    scale = torch.rsqrt(var + norm.eps).repeat_interleave(c // groups, dim=1)
+    shift = -mean.repeat_interleave(c // groups, dim=1) * scale
+    if norm.affine:
+        scale = scale * norm.weight
+        shift = shift * norm.weight + norm.bias
+    if channels_last:
+        out = torch.addcmul(shift[:, None], flat, scale[:, None]).view(bf, h, w, c).permute(0, 3, 1, 2)
+    else:
+        out = torch.addcmul(shift[:, None, :, None], flat, scale[:, None, :, None]).view(bf, c, h, w)
+    return F.silu(out, inplace=True)

@@ -7,10 +7,9 @@ import math
 import torch
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
-from einops import rearrange
 from torch import nn
 
-from .frames import frames_to_batch
+from .frames import batch_to_frames, frames_to_batch
 
 MAX_FRAMES = 24
 """Length of the motion module's positional encoding: the largest context window it can see."""
@@ -81,13 +80,24 @@ class TemporalTransformer3D(nn.Module):
         self.proj_out = nn.Linear(channels, channels)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        b, _, f, h, w = video.shape
-        frames = self.norm(frames_to_batch(video))  # per frame: statistics over (C/G, H, W)
-        tokens = self.proj_in(rearrange(frames, "(b f) c h w -> (b h w) f c", b=b))
+        """`(b, c, f, h, w)` -> the same shape."""
+        num_frames = video.shape[2]
+        return batch_to_frames(self.forward_frames(frames_to_batch(video), num_frames), num_frames)
+
+    def forward_frames(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The same on `((b f), c, h, w)` frames; one layout copy in (to tokens), one fused with the residual out."""
+        bf, c, h, w = frames.shape
+        b = bf // num_frames
+        normed = self.norm(frames)  # per frame: statistics over (C/G, H, W)
+        # ((b f), c, h, w) -> (b, h, w, f, c) -> ((b h w), f, c): a view until the final reshape (one copy)
+        tokens = normed.permute(0, 2, 3, 1).unflatten(0, (b, num_frames)).permute(0, 2, 3, 1, 4)
+        tokens = self.proj_in(tokens.reshape(b * h * w, num_frames, c))
         for block in self.transformer_blocks:
             tokens = block(tokens)
         tokens = self.proj_out(tokens)
-        return rearrange(tokens, "(b h w) f c -> b c f h w", b=b, h=h, w=w) + video
+        # ((b h w), f, c) viewed as (b, f, c, h, w): the residual add writes it in `frames`' memory format
+        out = frames.unflatten(0, (b, num_frames)) + tokens.view(b, h, w, num_frames, c).permute(0, 3, 4, 1, 2)
+        return out.flatten(0, 1)
 
 
 class MotionModule(nn.Module):
@@ -99,3 +109,6 @@ class MotionModule(nn.Module):
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.temporal_transformer(video)
+
+    def forward_frames(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
+        return self.temporal_transformer.forward_frames(frames, num_frames)

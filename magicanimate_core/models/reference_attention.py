@@ -74,6 +74,12 @@ def _attention(attn: Attention, query: torch.Tensor, key: torch.Tensor, value: t
     return attn.to_out[1](attn.to_out[0](out))
 
 
+def _split_point(cond_rows: torch.Tensor) -> int | None:
+    """`k` when the first `k` rows are unconditional and the rest conditional, else None."""
+    split = int((~cond_rows).sum())
+    return split if bool(cond_rows[split:].all()) else None
+
+
 class ReferenceWriteProcessor:
     """Appearance-encoder `attn1`: records its input (the post-`norm1` tokens), then attends normally."""
 
@@ -114,9 +120,14 @@ class ReferenceReadProcessor:
         ref_key, ref_value = bank.key_value(self.index, attn)
         if bool(cond_rows.all()):
             return self._with_reference(attn, query, key, value, ref_key, ref_value)
+        split = _split_point(cond_rows)
+        if split is not None:  # [plain rows ; conditional rows], as the pipeline batches them: slices, no gathers
+            plain = _attention(attn, query[:split], key[:split], value[:split])
+            cond = self._with_reference(attn, query[split:], key[split:], value[split:], ref_key, ref_value)
+            return torch.cat([plain, cond])
         out = torch.empty_like(query)
-        plain = ~cond_rows
-        out[plain] = _attention(attn, query[plain], key[plain], value[plain])
+        plain_rows = ~cond_rows
+        out[plain_rows] = _attention(attn, query[plain_rows], key[plain_rows], value[plain_rows])
         out[cond_rows] = self._with_reference(
             attn, query[cond_rows], key[cond_rows], value[cond_rows], ref_key, ref_value
         )

@@ -9,7 +9,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
 from .blocks3d import DownBlock3D, MidBlock3D, UpBlock3D
-from .frames import per_frame
+from .frames import add_video, batch_to_frames, frames_to_batch, group_norm_silu_over_frames, repeat_rows
 
 
 class UNet3DConditionModel(nn.Module):
@@ -78,8 +78,7 @@ class UNet3DConditionModel(nn.Module):
                     upsample=not last,
                 )
             )
-        self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=eps)  # 5-D input: joint over frames
-        self.conv_act = nn.SiLU()
+        self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=eps)  # joint over frames, then SiLU
         self.conv_out = nn.Conv2d(channels[0], config["out_channels"], kernel_size=3, padding=1)
 
     @property
@@ -95,35 +94,47 @@ class UNet3DConditionModel(nn.Module):
         mid_residual: torch.Tensor | None = None,
         cfg_copies: int = 1,
     ) -> torch.Tensor:
-        """`sample` `(b, c, f, h, w)`, `text` `(b or 1, tokens, dim)`; residuals are 5-D like the skips."""
-        batch = sample.shape[0]
+        """`sample` `(b, c, f, h, w)`, `text` `(b or 1, tokens, dim)`; residuals are 5-D like the skips.
+
+        Inside, the video is a batch of frames `((b f), c, h, w)` in the memory format of `conv_in`'s
+        weight (channels-last when the module was converted), so no block moves it between layouts.
+        """
+        batch, _, num_frames = sample.shape[:3]
         timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
         temb = self.time_embedding(self.time_proj(timesteps).to(self.dtype))
-        text = text.expand(batch, -1, -1)
+        text_rows = text.expand(batch, -1, -1).repeat_interleave(num_frames, dim=0)
+        memory_format = (
+            torch.channels_last
+            if self.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+            and not self.conv_in.weight.is_contiguous()
+            else torch.contiguous_format
+        )
 
-        hidden = per_frame(self.conv_in, sample)
+        hidden = self.conv_in(frames_to_batch(sample).contiguous(memory_format=memory_format))
         skips = [hidden]
         for block in self.down_blocks:
-            hidden, block_skips = block(hidden, temb, text)
+            hidden, block_skips = block(hidden, temb, text_rows, num_frames)
             skips.extend(block_skips)
         if down_residuals is not None:
-            skips = [skip + residual for skip, residual in zip(skips, down_residuals, strict=True)]
-        hidden = self.mid_block.enter(hidden, temb)
+            skips = [add_video(skip, residual) for skip, residual in zip(skips, down_residuals, strict=True)]
+        hidden = self.mid_block.enter(hidden, temb, num_frames)
 
         if cfg_copies > 1:
-            hidden, temb, text = (t.repeat(cfg_copies, *[1] * (t.ndim - 1)) for t in (hidden, temb, text))
-            skips = [skip.repeat(cfg_copies, 1, 1, 1, 1) for skip in skips]
+            hidden = repeat_rows(hidden, cfg_copies)
+            skips = [repeat_rows(skip, cfg_copies) for skip in skips]
+            temb = temb.repeat(cfg_copies, 1)
+            text_rows = text_rows.repeat(cfg_copies, 1, 1)
             if mid_residual is not None:
                 mid_residual = mid_residual.repeat(cfg_copies, 1, 1, 1, 1)
 
-        hidden = self.mid_block.finish(hidden, temb, text)
+        hidden = self.mid_block.finish(hidden, temb, text_rows, num_frames)
         if mid_residual is not None:
-            hidden = hidden + mid_residual
+            hidden = add_video(hidden, mid_residual)
 
         for block in self.up_blocks:
             block_skips = [skips.pop() for _ in block.resnets][::-1]
             upsample_size = skips[-1].shape[-2:] if skips else None
-            hidden = block(hidden, block_skips, temb, text, upsample_size)
+            hidden = block(hidden, block_skips, temb, text_rows, num_frames, upsample_size)
 
-        hidden = self.conv_act(self.conv_norm_out(hidden))
-        return per_frame(self.conv_out, hidden)
+        hidden = group_norm_silu_over_frames(hidden, num_frames, self.conv_norm_out)
+        return batch_to_frames(self.conv_out(hidden), num_frames)

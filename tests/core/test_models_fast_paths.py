@@ -1,0 +1,101 @@
+"""The UNet's layout fast paths compute what the plain 5-D formulation computes, in either memory format."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+
+from magicanimate_core.models.frames import (
+    add_video,
+    batch_to_frames,
+    frames_to_batch,
+    group_norm_silu_over_frames,
+    repeat_rows,
+)
+from magicanimate_core.models.motion_module import MotionModule
+from magicanimate_core.models.reference_attention import ReferenceBank, ReferenceReadProcessor, ReferenceState
+from magicanimate_core.models.resnet3d import ResnetBlock3D
+from magicanimate_core.options import CHANNELS_LAST_MODELS, CPU_CHANNELS_LAST, Speedups
+
+FORMATS = [torch.contiguous_format, torch.channels_last]
+
+
+def _randomise(module: torch.nn.Module) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    return module
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+def test_group_norm_over_frames_matches_5d_group_norm(memory_format) -> None:
+    video = torch.randn(2, 64, 5, 6, 7) * 3 + 1
+    norm = _randomise(torch.nn.GroupNorm(8, 64, eps=1e-5))
+    expected = F.silu(norm(video))
+    frames = frames_to_batch(video).contiguous(memory_format=memory_format)
+    out = group_norm_silu_over_frames(frames, 5, norm)
+    assert out.is_contiguous(memory_format=memory_format)
+    assert (batch_to_frames(out, 5) - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+def test_resnet_frames_path_matches_video_path(memory_format) -> None:
+    block = _randomise(ResnetBlock3D(32, 64, temb_channels=16, groups=8))
+    video, temb = torch.randn(2, 32, 4, 8, 8), torch.randn(2, 16)
+    with torch.no_grad():
+        expected = block(video, temb)
+        block.to(memory_format=memory_format)
+        out = block.forward_frames(frames_to_batch(video).contiguous(memory_format=memory_format), temb, 4)
+    assert out.is_contiguous(memory_format=memory_format)
+    assert (batch_to_frames(out, 4) - expected).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+def test_motion_module_frames_path_keeps_layout(memory_format) -> None:
+    module = MotionModule(32)
+    video = torch.randn(2, 32, 6, 4, 5)
+    with torch.no_grad():
+        expected = module(video)
+        out = module.forward_frames(frames_to_batch(video).contiguous(memory_format=memory_format), 6)
+    assert out.is_contiguous(memory_format=memory_format)
+    assert (batch_to_frames(out, 6) - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+def test_layout_helpers_keep_memory_format(memory_format) -> None:
+    video = torch.randn(2, 8, 3, 4, 4)
+    frames = torch.randn(6, 8, 4, 4).contiguous(memory_format=memory_format)
+    summed = add_video(frames, video)
+    assert summed.is_contiguous(memory_format=memory_format)
+    assert torch.equal(batch_to_frames(summed, 3), batch_to_frames(frames, 3) + video)
+    doubled = repeat_rows(frames, 2)
+    assert doubled.is_contiguous(memory_format=memory_format)
+    assert torch.equal(doubled, frames.repeat(2, 1, 1, 1))
+
+
+def test_reference_reader_slices_equal_masked_rows() -> None:
+    """Guidance batches `[uncond ; cond]` take the slicing path; any other row pattern the masked one."""
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8)
+    state = ReferenceState(bank=ReferenceBank(tokens=[torch.randn(1, 5, 16)]))
+    reader = ReferenceReadProcessor(state, 0)
+    hidden = torch.randn(6, 5, 16)
+    with torch.no_grad():
+        state.cond_rows = torch.tensor([False] * 3 + [True] * 3)
+        sliced = reader(attn, hidden)
+        order = torch.tensor([3, 0, 4, 1, 5, 2])  # the same rows interleaved: masked path
+        state.cond_rows = torch.tensor([True, False] * 3)
+        masked = reader(attn, hidden[order])
+    assert (sliced[order] - masked).abs().max() < 1e-6
+
+
+def test_speedups_defaults_per_device() -> None:
+    cpu, cuda = Speedups.for_device("cpu"), Speedups.for_device("cuda")
+    assert cpu.decode_batch_size == 1 and cuda.decode_batch_size == 8
+    assert cpu.channels_last_models("cpu") == CPU_CHANNELS_LAST
+    assert cuda.channels_last_models("cuda") == frozenset(CHANNELS_LAST_MODELS)
+    assert Speedups(channels_last=False).channels_last_models("cuda") == frozenset()
+    assert Speedups(channels_last=True).channels_last_models("cpu") == frozenset(CHANNELS_LAST_MODELS)

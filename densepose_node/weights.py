@@ -36,6 +36,7 @@ WEIGHTS_FOLDER = "models/densepose"  # relative to the ComfyUI root
 _REDOWNLOAD = f"Delete it and download it again from {WEIGHTS_URL}"
 
 _SOURCE_SHA_KEY = "source_sha256"
+_SOURCE_STAMP_KEY = "source_size_mtime"  # lets later loads skip hashing the 255 MB pickle
 _NUMERIC_KINDS = "fiub"  # float, signed and unsigned integer, bool; never objects, strings or structures
 # (module, name) -> what the unpickler hands out; numpy-1 pickles name `numpy.core`, numpy 2 `numpy._core`.
 # Arrays and scalars get checking stand-ins: no array is allocated from a declared shape.
@@ -249,13 +250,22 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def _cached_conversion(cache: Path, source_sha: str) -> dict[str, torch.Tensor] | None:
-    """The converted tensors if `cache` exists, is readable and was made from the same source bytes."""
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _cached_conversion(cache: Path, source: Path) -> dict[str, torch.Tensor] | None:
+    """The converted tensors if `cache` exists, is readable and was made from `source`.
+
+    It was when it records `source`'s size and mtime (no hashing), or else `source`'s SHA-256.
+    """
     if not cache.is_file():
         return None
     try:
         with safe_open(str(cache), framework="pt") as handle:
-            if (handle.metadata() or {}).get(_SOURCE_SHA_KEY) != source_sha:
+            metadata = handle.metadata() or {}
+            if metadata.get(_SOURCE_STAMP_KEY) != _stamp(source) and metadata.get(_SOURCE_SHA_KEY) != _sha256(source):
                 return None
         return load_file(str(cache))
     except (SafetensorError, OSError, ValueError):
@@ -266,19 +276,19 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """State dict from a `.safetensors` file, or from a model-zoo `.pkl` via its converted sibling.
 
     A `.pkl` is converted once to `<stem>.safetensors` in the same folder (temporary file + atomic rename);
-    the conversion is reused while it records the `.pkl`'s SHA-256. In a read-only folder the tensors are
-    used from memory, with a warning.
+    the conversion is reused while it records the `.pkl`'s size and mtime (no re-hashing) or SHA-256. In a
+    read-only folder the tensors are used from memory, with a warning.
     """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found; download {WEIGHTS_URL} into ComfyUI/{WEIGHTS_FOLDER}/")
     if path.suffix == ".safetensors":
         return read_safetensors(path)
-    source_sha = _sha256(path)
     cache = path.with_suffix(".safetensors")
-    cached = _cached_conversion(cache, source_sha)
+    cached = _cached_conversion(cache, path)
     if cached is not None:
         return cached
+    source_sha, source_stamp = _sha256(path), _stamp(path)
     tensors = read_model_zoo_pickle(path)
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{cache.name}.", suffix=".tmp", dir=path.parent)
@@ -289,7 +299,8 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         return tensors
     try:
         os.close(descriptor)
-        save_file(tensors, temporary, metadata={_SOURCE_SHA_KEY: source_sha, "source": path.name})
+        metadata = {_SOURCE_SHA_KEY: source_sha, _SOURCE_STAMP_KEY: source_stamp, "source": path.name}
+        save_file(tensors, temporary, metadata=metadata)
         os.replace(temporary, cache)
     except OSError as error:
         warnings.warn(

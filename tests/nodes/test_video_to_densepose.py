@@ -95,3 +95,19 @@ def test_estimator_is_built_once_per_weights_file(comfy, pack, node, frames, mon
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     node.extract(frames[:1], "builtin", WEIGHTS, 0.05, 0, "source", 512, "viridis")
     assert len(built) == 2  # a changed file (mtime) is loaded again
+
+
+def test_the_pickle_is_hashed_once_when_converted_never_on_later_loads(tmp_path, golden_dir, monkeypatch):
+    from densepose_node import weights as weights_module
+
+    pickle = tmp_path / WEIGHTS
+    pickle.write_bytes((golden_dir / "densepose" / "weights" / WEIGHTS).read_bytes())
+    hashed = []
+    real = weights_module._sha256
+    monkeypatch.setattr(weights_module, "_sha256", lambda path: hashed.append(path) or real(path))
+    first = weights_module.load_weights(pickle)  # converts to tiny_densepose.safetensors, hashing the pickle
+    again = weights_module.load_weights(pickle)  # reuses the conversion: size and mtime match
+    assert len(hashed) == 1 and first.keys() == again.keys()
+    os.utime(pickle, ns=(pickle.stat().st_atime_ns, pickle.stat().st_mtime_ns + 10**9))
+    weights_module.load_weights(pickle)  # touched: same bytes, recognised by the hash
+    assert len(hashed) == 2

@@ -14,6 +14,7 @@ from PIL import Image
 from magicanimate_core.media.frames import check_image_range
 from magicanimate_core.media.images import read_image
 from magicanimate_core.media.video_io import write_video
+from magicanimate_core.options import Speedups
 from magicanimate_core.pipeline import MagicAnimatePipeline
 from magicanimate_core.validation import check_finite
 from tests.hostile_files import black_png
@@ -43,7 +44,7 @@ def test_check_finite_accepts_numbers():
 def test_pipeline_refuses_nan_guidance_before_any_work():
     pipeline = MagicAnimatePipeline.__new__(MagicAnimatePipeline)  # no models: the check comes first
     with pytest.raises(ValueError, match="^guidance_scale is nan, which is not a finite number"):
-        pipeline(torch.zeros(8, 8, 3), torch.zeros(1, 8, 8, 3), guidance_scale=math.nan)
+        pipeline(torch.zeros(8, 8, 3), torch.zeros(1, 8, 8, 3), guidance_scale=math.nan, speedups=Speedups())
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 from .preview import step_preview
 from .sampler_options import OPTIONS_TYPE, SamplerSettings
+from .upstream import source_of
 
 if TYPE_CHECKING:
     from ..magicanimate_core.options import Speedups
@@ -132,6 +133,7 @@ class MagicAnimate_Sampler:
                     {"tooltip": "From 'MagicAnimate Sampler Options': scheduler, windows, guidance, memory levers."},
                 ),
             },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     def sample(
@@ -147,9 +149,11 @@ class MagicAnimate_Sampler:
         noise: dict | None = None,
         motion_fit: str = "stretch",
         options: SamplerSettings | None = None,
+        prompt: dict | None = None,
+        unique_id: str | None = None,
     ) -> tuple[torch.Tensor]:
-        check_image_range(reference, "reference (from the node connected to the Sampler's 'reference' input)")
-        check_image_range(motion, "motion (from the node connected to the Sampler's 'motion' input)")
+        check_image_range(reference, source_of("reference", "the Sampler", prompt, unique_id))
+        check_image_range(motion, source_of("motion", "the Sampler", prompt, unique_id))
         check_finite("guidance_scale", guidance_scale, "7.5 as released")
         check_inputs(reference)
         height, width = reference.shape[1:3]
@@ -167,8 +171,8 @@ class MagicAnimate_Sampler:
             progress.update_absolute(done, info.num_steps * info.num_calls, preview)
 
         source = {"seed": seed} if noise is None else {"noise": noise["samples"].float().cpu()}
-        if speedups.offload:  # the pipeline moves each network in and out itself
-            model.to(comfy.offload_device())
+        if speedups.offload:  # the pipeline moves each network in and out itself, from the offload device
+            comfy.release_model(model, keep_loaded=False)
             model.execution_device = comfy.torch_device()
         else:
             comfy.load_model(model, activations)

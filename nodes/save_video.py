@@ -12,6 +12,7 @@ from ..magicanimate_core.media.video_io import DEFAULT_FORMAT, DEFAULT_QUALITY, 
 from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 from .preview import saved_video_ui
+from .upstream import source_of
 
 
 def workflow_metadata(prompt: dict | None, extra_pnginfo: dict | None) -> dict[str, str] | None:
@@ -78,7 +79,7 @@ class MagicAnimate_SaveVideo:
                     },
                 ),
             },
-            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
     def save(
@@ -90,13 +91,14 @@ class MagicAnimate_SaveVideo:
         quality: int,
         prompt: dict | None = None,
         extra_pnginfo: dict | None = None,
+        unique_id: str | None = None,
     ) -> dict:
         if images.shape[0] == 0:
             raise ValueError(
                 "images holds no frames, so there is nothing to save: the node connected to Save Video's 'images' "
                 "input produced an empty batch; check that node's inputs (e.g. a loader's skip_first_frames)"
             )
-        check_image_range(images, "images (from the node connected to Save Video's 'images' input)")
+        check_image_range(images, source_of("images", "Save Video", prompt, unique_id))
         check_finite("fps", fps, "e.g. 25")
         if "\0" in filename_prefix:
             raise ValueError(

@@ -13,6 +13,7 @@ from ..magicanimate_core.media.fit import square_label_fit
 from ..magicanimate_core.media.frames import check_image_range, from_uint8, to_uint8
 from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
+from .upstream import source_of
 
 WEIGHTS_FOLDER = "densepose"
 WEIGHTS_EXTENSIONS = frozenset({".pkl", ".safetensors"})
@@ -129,6 +130,7 @@ class MagicAnimate_VideoToDensePose:
                     },
                 ),
             },
+            "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"},
         }
 
     def extract(
@@ -142,13 +144,15 @@ class MagicAnimate_VideoToDensePose:
         output_size: int,
         colormap: str,
         temporal_smoothing: bool = False,
+        prompt: dict | None = None,
+        unique_id: str | None = None,
     ) -> tuple[torch.Tensor]:
         if images.shape[0] == 0:
             raise ValueError(
                 "images holds no frames, so there is nothing to convert to DensePose: the node connected to the "
                 "'images' input produced an empty batch; check that node's inputs (e.g. a loader's skip_first_frames)"
             )
-        check_image_range(images, "images (from the node connected to Video To DensePose's 'images' input)")
+        check_image_range(images, source_of("images", "Video To DensePose", prompt, unique_id))
         check_finite("score_threshold", score_threshold, "0.05 as vid2densepose")
         estimator = cached_estimator(backend, comfy.model_file(WEIGHTS_FOLDER, weights), comfy.torch_device())
         progress = comfy.progress_bar(images.shape[0])

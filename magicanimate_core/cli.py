@@ -14,12 +14,14 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import registry
 from .devices import DTYPE_CHOICES, resolve_dtype
+from .distributed import RankFailed, WindowShare
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
 from .media.motion_fit import MOTION_FITS
 from .media.video_args import add_frame_selection_arguments, frame_selection
@@ -289,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "verify": verify_command,
         }[args.command]
         return handler(args)
-    except (DownloadError, FileNotFoundError, ValueError, KeyboardInterrupt) as error:
+    except (DownloadError, FileNotFoundError, ValueError, KeyboardInterrupt, RankFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -425,23 +427,31 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
 
 
 def animate(args: argparse.Namespace) -> int:
+    """`animate`; under torchrun every rank runs it and the ranks share the windows (see distributed.py)."""
+    device, dtype = _pick_device_dtype(args.device, args.dtype)
+    share, device = WindowShare.from_environment(device)
+    try:
+        with share.together():
+            code = _animate_on_rank(args, share, device, dtype)
+        share.agree()  # every rank ends with the leader's outcome: the output written, or its error
+        return code
+    finally:
+        share.close()
+
+
+def _leader_inputs(args: argparse.Namespace, name: str, device: torch.device) -> tuple[Any, ...]:
+    """Rank 0's part: check the paths, fetch missing models, read and fit the reference, motion and noise."""
     from .media.fit import fit_image
-    from .media.frames import from_uint8, to_uint8
+    from .media.frames import from_uint8
     from .media.images import read_image
-    from .media.motion_fit import ContentRegion, crop_to_content, fit_motion
-    from .media.video_io import write_video
-    from .pipeline import MagicAnimatePipeline
+    from .media.motion_fit import ContentRegion, fit_motion
 
     for given in (args.reference, args.motion):
         if not given.is_file():
             raise FileNotFoundError(f"{given}: no such file")
     if args.output.exists() and not args.overwrite:
         raise ValueError(f"{args.output} exists; pass --overwrite to replace it or choose another --output")
-    name = model_name(args.models_dir, args.model)
-    sd15 = _single_file(args.models_dir, args.sd15_checkpoint, "checkpoints")
-    vae = _single_file(args.models_dir, args.vae, "vae")
     ensure_models(args, name, fetch=args.download)
-    device, dtype = _pick_device_dtype(args.device, args.dtype)
     width, height = args.width or args.size, args.height or args.size
 
     photo = torch.from_numpy(read_image(args.reference)[..., :3])
@@ -456,6 +466,22 @@ def animate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.motion}: no frames left after the loading options; check --skip-first-frames")
     motion = torch.stack(motion_frames)
     noise = _read_noise(args.noise) if args.noise is not None else None
+    return reference, content, motion_fit, motion, noise
+
+
+def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch.device, dtype: torch.dtype) -> int:
+    from .media.frames import to_uint8
+    from .media.motion_fit import crop_to_content
+    from .media.video_io import write_video
+    from .pipeline import MagicAnimatePipeline
+
+    name = model_name(args.models_dir, args.model)
+    sd15 = _single_file(args.models_dir, args.sd15_checkpoint, "checkpoints")
+    vae = _single_file(args.models_dir, args.vae, "vae")
+    inputs = share.from_leader(lambda: _leader_inputs(args, name, device))
+    reference, content, motion_fit, motion, noise = inputs
+    if not share.leader:
+        ensure_models(args, name, fetch=False)  # rank 0 has fetched what was missing
 
     sampling = SamplingOptions(
         closed_loop=args.closed_loop,
@@ -466,7 +492,7 @@ def animate(args: argparse.Namespace) -> int:
     pipe = MagicAnimatePipeline.from_pretrained(
         args.models_dir / "magicanimate" / name, device=device, dtype=dtype, sd15_checkpoint=sd15, vae_path=vae
     )
-    bar = StepBar()
+    bar = StepBar() if share.leader else None
     frames = pipe(
         reference,
         motion,
@@ -481,7 +507,10 @@ def animate(args: argparse.Namespace) -> int:
         speedups=Speedups(
             sequential_cfg=args.sequential_cfg, offload=args.offload, decode_batch_size=args.decode_batch_size
         ),
+        share=share,
     )
+    if bar is None:  # another rank: rank 0 decodes and writes
+        return 0
     bar.close()
     if args.crop_to_reference:
         frames = crop_to_content(frames, content)
@@ -507,7 +536,8 @@ def animate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         **extra,
     )
-    print(f"wrote {out} ({len(frames)} frames at {args.fps:g} fps)", file=sys.stderr)
+    ranks = f", {share.world_size} ranks" if share.parallel else ""
+    print(f"wrote {out} ({len(frames)} frames at {args.fps:g} fps{ranks})", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from .context import WindowPlan
 from .control_cache import ComputeResiduals, ControlResidualCache
+from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes
 from .models import MAX_FRAMES, ReferenceBank, install_readers
@@ -206,42 +207,64 @@ class MagicAnimatePipeline:
         callback: Callable[[StepInfo], None] | None = None,
         options: SamplingOptions | None = None,
         speedups: Speedups | None = None,
+        share: WindowShare | None = None,
     ) -> torch.Tensor:
         """Animate `reference` (`[H, W, 3]` or `[1, H, W, 3]`, floats in [0, 1]) along `motion`.
 
         `motion` holds DensePose frames `[F, H, W, 3]` in [0, 1] of the same size, a multiple of 8.
         The initial noise is drawn for 16 frames from `seed`, or taken from `noise` (`[K, 4, H/8, W/8]`),
         and tiled along the frames. Returns `[F, H, W, 3]` floats in [0, 1] on the CPU.
+
+        `share` (see `distributed.py`): every rank of a process group calls this with the same inputs;
+        each denoises its share of the windows, and only the leader decodes (the others return
+        `[0, H, W, 3]`). An error on one rank raises `RankFailed` with its message on every rank.
         """
+        share = share or WindowShare()
         options, speedups = options or SamplingOptions(), speedups or Speedups()
         check_finite("guidance_scale", guidance_scale, "7.5 as released; 1 or less turns guidance off")
         reference = self.check_inputs(reference, motion, noise, num_inference_steps, context_frames, context_overlap)
         height, width = motion.shape[1], motion.shape[2]
-        check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)
-        self._prepare(speedups)
-        scheduler = make_scheduler(options.scheduler)
-        scheduler.set_timesteps(num_inference_steps, device=self.device)
-        run = self.prepare_run(reference, motion, speedups, callback, num_inference_steps)
-        latents = self.prepare_latents(noise, seed, height, width, run.num_padded, scheduler)
-        plan = WindowPlan.build(
-            run.num_padded, context_frames, context_overlap, options.window_weighting, options.closed_loop, self.device
-        )
-        everything = list(range(len(plan.windows)))
-        # Classifier-free guidance runs on the first `guided_steps` steps only (all of them by default).
-        guided_steps = math.ceil(options.guidance_until * num_inference_steps) if guidance_scale > 1.0 else 0
         try:
+            check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)
+            self._prepare(speedups)
+            scheduler = make_scheduler(options.scheduler)
+            scheduler.set_timesteps(num_inference_steps, device=self.device)
+            run = self.prepare_run(reference, motion, speedups, callback, num_inference_steps)
+            latents = self.prepare_latents(noise, seed, height, width, run.num_padded, scheduler)
+            plan = WindowPlan.build(
+                run.num_padded,
+                context_frames,
+                context_overlap,
+                options.window_weighting,
+                options.closed_loop,
+                self.device,
+            )
+            mine = share.windows(len(plan.windows))  # all of them in one process
+            # Classifier-free guidance runs on the first `guided_steps` steps only (all of them by default).
+            guided_steps = math.ceil(options.guidance_until * num_inference_steps) if guidance_scale > 1.0 else 0
             for step, t in enumerate(scheduler.timesteps):
                 do_cfg = step < guided_steps
-                sums = self.denoise_step(run, plan, everything, latents, step, t, do_cfg)
+                # One all-reduce of the per-frame sums per step; counts cover all windows on every rank.
+                sums = share.sum(self.denoise_step(run, plan, mine, latents, step, t, do_cfg))
                 eps = self.guide(sums / plan.counts, guidance_scale, do_cfg)
                 result = scheduler.step(eps[None], t, latents)
                 latents = result.prev_sample
                 if callback is not None:
                     denoised = getattr(result, "pred_original_sample", None)  # DDIM reports it, DPM-Solver++ not
-                    callback(StepInfo(step, num_inference_steps, len(everything), len(everything), latents, denoised))
+                    calls = max(len(mine), 1)  # an idle rank (more ranks than windows) reports a whole step
+                    callback(StepInfo(step, num_inference_steps, calls, calls, latents, denoised))
+            share.agree()  # an error in the last step's callback reaches every rank
+        except RankFailed:
+            raise
+        except Exception as error:
+            if share.parallel:
+                share.fail(error)
+            raise
         finally:
             self.reference_state.bank = None
             self.reference_state.cond_rows = None
+        if not share.leader:
+            return torch.empty((0, height, width, 3))
         with self._on_device(self.models.vae, speedups.offload):
             return self.decode(latents, run.num_frames, speedups.decode_batch_size)
 

@@ -297,6 +297,17 @@ def _check(reference: np.ndarray, motion: np.ndarray, mode: str, align_frame: in
         raise ValueError(f"align_frame {align_frame} is outside the motion's {motion.shape[0]} frames")
 
 
+def _first_with_body(motion: np.ndarray, align_frame: int) -> int:
+    """`align_frame`, or the first later frame showing body parts when it shows none (a person walking in)."""
+    shown = np.flatnonzero(motion[align_frame:].reshape(motion.shape[0] - align_frame, -1).any(axis=1))
+    if shown.size == 0:
+        raise ValueError(
+            f"no motion frame from align_frame {align_frame} on shows body parts (every pixel is DensePose "
+            "background); check that the motion is a DensePose video of a person, or lower align_frame"
+        )
+    return align_frame + int(shown[0])
+
+
 def retarget_labels(
     reference: np.ndarray,
     motion: np.ndarray,
@@ -307,7 +318,8 @@ def retarget_labels(
 ) -> np.ndarray:
     """Motion part indices [F, H, W] uint8 moved onto the reference's body (`reference` [H, W] uint8).
 
-    `mode`: `off` (unchanged copy), `global` or `parts` (module docstring). Fits use frame `align_frame`.
+    `mode`: `off` (unchanged copy), `global` or `parts` (module docstring). Fits use frame `align_frame`, or
+    the first later frame showing body parts when it shows none.
     `progress(frames_done)` runs after each frame and may raise to cancel.
     """
     reference, motion = np.asarray(reference, np.uint8), np.asarray(motion, np.uint8)
@@ -318,7 +330,8 @@ def retarget_labels(
             progress(motion.shape[0])
         return out
     target = extent(reference, "the reference")
-    source = extent(motion[align_frame], f"motion frame {align_frame} (align_frame)")
+    align_frame = _first_with_body(motion, align_frame)
+    source = extent(motion[align_frame], f"motion frame {align_frame}")
     scale = (target.bottom - target.top) / (source.bottom - source.top)
     base = _global_map(scale, source, target)
     if mode == "global":
@@ -368,16 +381,18 @@ def bone_lengths(labels: np.ndarray) -> np.ndarray:
 
 
 def reference_labels(estimator: Estimator, picture: np.ndarray) -> np.ndarray:
-    """Part indices [H, W] of the most confident person in `picture` (uint8 RGB [H, W, 3])."""
+    """Part indices [H, W] of the most confident person in `picture` (uint8 RGB [H, W, 3]) with any part
+    pixels (a detection whose parts all come out as background is skipped)."""
     [instances] = estimator.detect([picture])
-    labels = paint_labels(instances.filter(max_people=1))
-    if not labels.any():
-        raise ValueError(
-            "no person found in the reference picture; use a photo that shows the whole body, or give a DensePose "
-            "rendering of the reference instead (reference_densepose in ComfyUI, --reference-densepose on the "
-            "command line)"
-        )
-    return labels
+    for index in range(len(instances)):
+        labels = paint_labels(instances.select(slice(index, index + 1)))
+        if labels.any():
+            return labels
+    raise ValueError(
+        "no person found in the reference picture; use a photo that shows the whole body, or give a DensePose "
+        "rendering of the reference instead (reference_densepose in ComfyUI, --reference-densepose on the "
+        "command line)"
+    )
 
 
 def retarget_frames(

@@ -108,13 +108,15 @@ def test_missing_parts(proportions):
 
 def test_align_frame_and_progress(proportions):
     reference, motion, _ = proportions
-    motion = np.concatenate([np.zeros_like(motion[:1]), motion])  # nobody in the first frame
-    with pytest.raises(ValueError, match="motion frame 0 .*no body parts"):
-        retarget_labels(reference, motion)
+    motion = np.concatenate([np.zeros_like(motion[:1]), motion])  # nobody in the first frame: walks in
     done = []
     out = retarget_labels(reference, motion, align_frame=1, progress=done.append)
     assert done == list(range(1, len(motion) + 1))
     assert not out[0].any()
+    assert np.array_equal(retarget_labels(reference, motion), out)  # frame 0 is empty: frame 1 is measured
+    assert not np.array_equal(retarget_labels(reference, motion, align_frame=5), out)
+    with pytest.raises(ValueError, match="no motion frame from align_frame 0 on shows body parts"):
+        retarget_labels(reference, np.zeros_like(motion))
 
     def cancel(frames_done: int) -> None:
         raise KeyboardInterrupt

@@ -90,11 +90,20 @@ def test_no_person_in_the_reference_names_the_fix(comfy, node, bodies):
         node.retarget(image(colorize(motion)), photo(), "parts", WEIGHTS)  # a grey picture: nobody
 
 
-def test_interrupt_stops_it(comfy, node, bodies):
+@pytest.mark.parametrize("after", [0, 3, 7])  # before the start, while reading parts, while moving frames
+def test_cancel_between_frames(comfy, node, bodies, after):
     reference, motion = bodies
-    comfy.interrupted = True
+
+    class Tripwire(list):
+        def append(self, update) -> None:
+            super().append(update)
+            comfy.interrupted = len(self) >= after
+
+    comfy.progress = Tripwire()
+    comfy.interrupted = after == 0
     with pytest.raises(Interrupted):
         node.retarget(image(colorize(motion)), photo(), "parts", WEIGHTS, image(colorize(reference)[None]))
+    assert len(comfy.progress) == after
 
 
 def test_errors_name_the_input(comfy, node, bodies):

@@ -37,6 +37,7 @@ FLAGS = [
 ]
 NAMES = sorted(path.stem for path in WORKFLOWS.glob("*.json"))
 SAVE = "MagicAnimate_SaveVideo"
+QUEUED = "animate_densepose_video"  # the workflow run from the page (no DensePose step: the quickest animation)
 ACTIVE_WORKFLOW = "() => app.extensionManager.workflow.activeWorkflow?.path"
 PAGE_ERRORS: list[str] = []  # uncaught JavaScript errors once the app is up
 
@@ -156,7 +157,7 @@ def test_template_loads_as_the_shipped_api_prompt(page, comfy_client: ComfyClien
 
 @pytest.mark.browser
 def test_queued_template_plays_its_video(page, comfy_client: ComfyClient):
-    name = "animate_densepose_video"
+    name = QUEUED
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
     open_template(page, name)
     shrink(page, workflow, "h264-mp4")
@@ -173,7 +174,8 @@ def test_queued_template_plays_its_video(page, comfy_client: ComfyClient):
 
 @pytest.mark.browser
 def test_gif_is_previewed_as_an_image(page, comfy_client: ComfyClient):
-    name = "video_to_densepose"
+    """Same workflow and inputs as the test before (ComfyUI's cache re-runs only the saver), saved as GIF."""
+    name = QUEUED
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
     open_template(page, name)
     shrink(page, workflow, "gif")

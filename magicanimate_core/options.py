@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+import torch
+
+CHANNELS_LAST_MODELS = ("unet", "controlnet", "vae", "appearance_encoder")
+CPU_CHANNELS_LAST = frozenset({"vae"})  # measured on CPU fp32 (bench/RESULTS.md); the others ran slower in NHWC
+
 # user-facing window weighting names (nodes, CLI) -> SamplingOptions.window_weighting
 WINDOW_WEIGHTINGS = {"uniform": "average", "pyramid": "pyramid"}
 
@@ -41,8 +46,8 @@ class Speedups:
 
     share_down_path: bool = True  # both guidance halves share the UNet's down path: run it once
     windows_per_call: int = 1  # context windows batched into one UNet call
-    decode_batch_size: int = 8  # frames per VAE decode call
-    channels_last: bool | None = None  # NHWC convolutions; None = on for CUDA only
+    decode_batch_size: int = 1  # frames per VAE decode call (CPU: 1 is fastest; `for_device` picks 8 on CUDA)
+    channels_last: bool | None = None  # NHWC convolutions; None = per device (`channels_last_models`)
     compile: bool = False  # torch.compile the UNet (fixed window shapes; first call is slow)
     sequential_cfg: bool = False  # memory lever: the two guidance halves in separate UNet calls
     offload: bool = False  # memory lever: each model on the device only while it runs
@@ -55,3 +60,18 @@ class Speedups:
         names = [name for name in flags if getattr(self, name)]
         names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
         object.__setattr__(self, "enabled", tuple(names))
+
+    @classmethod
+    def for_device(cls, device: torch.device | str) -> Speedups:
+        """The defaults that measured fastest on `device` (bench/RESULTS.md): batched decode on CUDA only."""
+        return cls(decode_batch_size=8) if torch.device(device).type == "cuda" else cls()
+
+    def channels_last_models(self, device: torch.device | str) -> frozenset[str]:
+        """Models (of `CHANNELS_LAST_MODELS`) whose convolutions run in NHWC memory on `device`.
+
+        `channels_last=None` picks per device: all on CUDA; on CPU only where it measured faster.
+        """
+        if self.channels_last is None:
+            cuda = torch.device(device).type == "cuda"
+            return frozenset(CHANNELS_LAST_MODELS) if cuda else CPU_CHANNELS_LAST
+        return frozenset(CHANNELS_LAST_MODELS) if self.channels_last else frozenset()

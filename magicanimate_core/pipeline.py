@@ -26,7 +26,7 @@ from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes
 from .models import MAX_FRAMES, ReferenceBank, install_readers
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
-from .options import SamplingOptions, Speedups
+from .options import CHANNELS_LAST_MODELS, SamplingOptions, Speedups
 from .preprocess import padded_length
 from .scheduling import make_scheduler
 from .validation import check_finite
@@ -77,7 +77,7 @@ class MagicAnimatePipeline:
         self.reference_state = install_readers(models.unet)
         self.execution_device = models.unet.conv_in.weight.device
         self._text_embedding: torch.Tensor | None = None
-        self._memory_format = torch.contiguous_format
+        self._channels_last: frozenset[str] = frozenset()  # models converted to NHWC memory
         self._compiled_unet: nn.Module | None = None
 
     @classmethod
@@ -126,14 +126,12 @@ class MagicAnimatePipeline:
             self.models.to("cpu")
         else:
             self.models.to(self.execution_device)
-        channels_last = speedups.channels_last
-        if channels_last is None:
-            channels_last = self.execution_device.type == "cuda"
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if memory_format != self._memory_format:
-            for module in (self.models.unet, self.models.controlnet, self.models.vae, self.models.appearance_encoder):
-                module.to(memory_format=memory_format)
-            self._memory_format = memory_format
+        channels_last = speedups.channels_last_models(self.execution_device)
+        if channels_last != self._channels_last:
+            for name in CHANNELS_LAST_MODELS:
+                fmt = torch.channels_last if name in channels_last else torch.contiguous_format
+                getattr(self.models, name).to(memory_format=fmt)
+            self._channels_last = channels_last
         if speedups.compile and self._compiled_unet is None:
             self._compiled_unet = torch.compile(self.models.unet, dynamic=False)
 
@@ -220,7 +218,7 @@ class MagicAnimatePipeline:
         `[0, H, W, 3]`). An error on one rank raises `RankFailed` with its message on every rank.
         """
         share = share or WindowShare()
-        options, speedups = options or SamplingOptions(), speedups or Speedups()
+        options, speedups = options or SamplingOptions(), speedups or Speedups.for_device(self.device)
         check_finite("guidance_scale", guidance_scale, "7.5 as released; 1 or less turns guidance off")
         reference = self.check_inputs(reference, motion, noise, num_inference_steps, context_frames, context_overlap)
         height, width = motion.shape[1], motion.shape[2]

@@ -80,6 +80,51 @@ def _split_point(cond_rows: torch.Tensor) -> int | None:
     return split if bool(cond_rows[split:].all()) else None
 
 
+class PlainAttnProcessor:
+    """Self- or cross-attention as SDPA plus `to_out`, without diffusers' generic extras.
+
+    For the UNet3D's own attentions, which use none of them (no mask, no norms, output rescale 1): this
+    skips the per-call copy of dividing by 1. A context batch that is one row broadcast (stride 0, as the
+    empty-prompt text repeated over frames) is projected by `to_k`/`to_v` once, not once per row.
+    """
+
+    @staticmethod
+    def applies_to(attn: Attention) -> bool:
+        return (
+            attn.spatial_norm is None
+            and attn.group_norm is None
+            and not attn.norm_cross
+            and attn.norm_q is None
+            and not attn.residual_connection
+            and attn.rescale_output_factor == 1.0
+        )
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        if attention_mask is not None:
+            raise ValueError("the UNet3D's attention takes no mask")
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        if context.shape[0] > 1 and context.stride(0) == 0:  # one row, broadcast
+            rows = context.shape[0]
+            key, value = attn.to_k(context[:1]).expand(rows, -1, -1), attn.to_v(context[:1]).expand(rows, -1, -1)
+        else:
+            key, value = attn.to_k(context), attn.to_v(context)
+        return _attention(attn, attn.to_q(hidden_states), key, value)
+
+
+def install_plain_processors(model: nn.Module) -> None:
+    """`PlainAttnProcessor` on every attention of `model` it applies to (readers are installed later)."""
+    for module in model.modules():
+        if isinstance(module, Attention) and PlainAttnProcessor.applies_to(module):
+            module.set_processor(PlainAttnProcessor())
+
+
 class ReferenceWriteProcessor:
     """Appearance-encoder `attn1`: records its input (the post-`norm1` tokens), then attends normally."""
 

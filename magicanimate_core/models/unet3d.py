@@ -10,6 +10,7 @@ from torch import nn
 
 from .blocks3d import DownBlock3D, MidBlock3D, UpBlock3D
 from .frames import add_video, batch_to_frames, frames_to_batch, group_norm_silu_over_frames, repeat_rows
+from .reference_attention import install_plain_processors
 
 
 class UNet3DConditionModel(nn.Module):
@@ -80,10 +81,18 @@ class UNet3DConditionModel(nn.Module):
             )
         self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=eps)  # joint over frames, then SiLU
         self.conv_out = nn.Conv2d(channels[0], config["out_channels"], kernel_size=3, padding=1)
+        install_plain_processors(self)
 
     @property
     def dtype(self) -> torch.dtype:
         return self.conv_in.weight.dtype
+
+    @staticmethod
+    def _text_rows(text: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
+        """The text embedding per frame row; one shared embedding stays a broadcast view (projected once)."""
+        if text.shape[0] == 1:
+            return text.expand(batch * num_frames, -1, -1)
+        return text.expand(batch, -1, -1).repeat_interleave(num_frames, dim=0)
 
     def forward(
         self,
@@ -102,7 +111,7 @@ class UNet3DConditionModel(nn.Module):
         batch, _, num_frames = sample.shape[:3]
         timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
         temb = self.time_embedding(self.time_proj(timesteps).to(self.dtype))
-        text_rows = text.expand(batch, -1, -1).repeat_interleave(num_frames, dim=0)
+        text_rows = self._text_rows(text, batch, num_frames)
         memory_format = (
             torch.channels_last
             if self.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
@@ -123,7 +132,7 @@ class UNet3DConditionModel(nn.Module):
             hidden = repeat_rows(hidden, cfg_copies)
             skips = [repeat_rows(skip, cfg_copies) for skip in skips]
             temb = temb.repeat(cfg_copies, 1)
-            text_rows = text_rows.repeat(cfg_copies, 1, 1)
+            text_rows = self._text_rows(text, batch * cfg_copies, num_frames)
             if mid_residual is not None:
                 mid_residual = mid_residual.repeat(cfg_copies, 1, 1, 1, 1)
 

@@ -139,5 +139,9 @@ def test_inputs_are_documented(node):
     required = node.INPUT_TYPES()["required"]
     assert list(required) == ["images", "fps", "filename_prefix", "format", "quality"]
     assert required["format"][0] == list(FORMATS) and required["format"][1]["default"] == "h264-mp4"
-    assert node.INPUT_TYPES()["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
+    assert node.INPUT_TYPES()["hidden"] == {
+        "prompt": "PROMPT",
+        "extra_pnginfo": "EXTRA_PNGINFO",
+        "unique_id": "UNIQUE_ID",
+    }
     assert node.OUTPUT_NODE is True

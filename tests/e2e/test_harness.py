@@ -3,16 +3,21 @@
 A second server mounts two tiny V1 packs written to a temporary folder: one that works (a failing node, a
 slow interruptible node) and one that cannot import. This shows that the client reports validation and
 runtime errors with the server's messages, that /view and /interrupt work, and that the import-failure
-check used by test_pack_loads.py does detect a broken pack.
+check used by test_pack_loads.py does detect a broken pack. Also: which ComfyUI the harness picks
+($COMFYUI_DIR, COMFYUI_FLOOR=1, the 0.3.64 archive in ../shared, the 2024 floor) and that the server runs it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
 import textwrap
 import threading
 import time
 from pathlib import Path
 
+import comfyui_setup
 import pytest
 from comfy_client import ComfyClient, PromptExecutionError, PromptInterrupted, PromptValidationError
 from comfy_server import ComfyServer, import_failures
@@ -91,6 +96,50 @@ def test_server_layout_and_import_check(probe_server: ComfyServer, probe_client:
     for folder in ("magicanimate", "densepose", "checkpoints", "vae"):
         assert probe_server.model_dir(folder).is_dir()
     assert probe_server.pid > 0 and probe_server.log_path.is_file()
+
+
+def test_server_runs_the_selected_comfyui(probe_client: ComfyClient, comfyui_dir: Path) -> None:
+    reported = probe_client.system_stats().get("system", {}).get("comfyui_version")
+    if reported is None:  # the 2024 floor reports no version
+        assert not (comfyui_dir / "comfyui_version.py").exists()
+    else:
+        assert reported == comfyui_setup.comfyui_version(comfyui_dir)
+
+
+def _fake_comfyui(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in ("main.py", "nodes.py", "folder_paths.py"):
+        (folder / name).write_text("", encoding="utf-8")
+    return folder
+
+
+def test_comfyui_selection_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$COMFYUI_DIR, else the floor when COMFYUI_FLOOR=1, else the current archive, else the floor."""
+    floor = _fake_comfyui(tmp_path / "cache" / "comfyui")
+    checkout = _fake_comfyui(tmp_path / "checkout")
+    archive = tmp_path / "shared" / "ComfyUI-0.3.64.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("main.py", "nodes.py", "folder_paths.py", "comfyui_version.py"):
+            data = b'__version__ = "0.3.64"\n' if name == "comfyui_version.py" else b""
+            info = tarfile.TarInfo(f"ComfyUI/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    for name in ("COMFYUI_DIR", "COMFYUI_FLOOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(comfyui_setup.CACHE_ENV, str(floor))
+    monkeypatch.setattr(comfyui_setup, "CURRENT_ARCHIVE", tmp_path / "absent.tar.gz")
+    assert comfyui_setup.ensure_comfyui() == floor  # a clone without ../shared
+    monkeypatch.setattr(comfyui_setup, "CURRENT_ARCHIVE", archive)
+    with pytest.raises(comfyui_setup.ComfyUISetupError, match="sha256"):
+        comfyui_setup.ensure_comfyui()
+    monkeypatch.setattr(comfyui_setup, "CURRENT_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+    current = comfyui_setup.ensure_comfyui()
+    assert current == tmp_path / "cache" / "comfyui-0.3.64" and comfyui_setup.comfyui_version(current) == "0.3.64"
+    monkeypatch.setenv("COMFYUI_FLOOR", "1")
+    assert comfyui_setup.ensure_comfyui() == floor
+    monkeypatch.setenv("COMFYUI_DIR", str(checkout))
+    assert comfyui_setup.ensure_comfyui() == checkout
 
 
 def test_run_and_download(probe_server: ComfyServer, probe_client: ComfyClient, tmp_path: Path) -> None:

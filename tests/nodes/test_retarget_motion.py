@@ -14,17 +14,18 @@ from bench.bodies import BUILDS, Pose, clip, dance, draw
 from densepose_node.render import colorize, palette
 from densepose_node.retarget import MODES, retarget_labels
 from tests.nodes.fake_comfy import Interrupted, install
+from tests.sample_media import walking_video
 
 WEIGHTS = "tiny_densepose.pkl"
 SIZE = (128, 128)
 
 
 @pytest.fixture
-def comfy(monkeypatch, tmp_path, pack, golden_dir):
+def comfy(monkeypatch, tmp_path, pack, tiny_densepose_pkl):
     fake = install(monkeypatch, tmp_path)
     folder = fake.dir("models") / "densepose"
     folder.mkdir()
-    os.symlink(golden_dir / "densepose" / "weights" / WEIGHTS, folder / WEIGHTS)
+    os.symlink(tiny_densepose_pkl, folder / WEIGHTS)
     pack.nodes.comfy_adapter.register_model_folder("densepose")
     return fake
 
@@ -74,8 +75,8 @@ def test_modes_and_align_frame(comfy, node, bodies):
     assert np.array_equal((out * 255).round().to(torch.uint8).numpy(), expected)
 
 
-def test_estimates_the_reference_with_the_weights(comfy, node, golden_dir):
-    picture = Image.open(golden_dir / "densepose" / "frames" / "frame_00" / "input_rgb.png").convert("RGB")
+def test_estimates_the_reference_with_the_weights(comfy, node):
+    picture = Image.fromarray(walking_video(1)[0])
     reference = image(np.asarray(picture.resize(SIZE))[None])
     motion = image(colorize(clip(BUILDS["average"], dance(3, (50.0, 66.0), 55.0), SIZE)))
     (out,) = node.retarget(motion, reference, "parts", WEIGHTS)  # tiny weights: some parts found, not a body

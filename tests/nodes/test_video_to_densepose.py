@@ -97,11 +97,11 @@ def test_estimator_is_built_once_per_weights_file(comfy, pack, node, frames, mon
     assert len(built) == 2  # a changed file (mtime) is loaded again
 
 
-def test_the_pickle_is_hashed_once_when_converted_never_on_later_loads(tmp_path, golden_dir, monkeypatch):
+def test_the_pickle_is_hashed_once_when_converted_never_on_later_loads(tmp_path, tiny_densepose_pkl, monkeypatch):
     from densepose_node import weights as weights_module
 
     pickle = tmp_path / WEIGHTS
-    pickle.write_bytes((golden_dir / "densepose" / "weights" / WEIGHTS).read_bytes())
+    pickle.write_bytes(tiny_densepose_pkl.read_bytes())
     hashed = []
     real = weights_module._sha256
     monkeypatch.setattr(weights_module, "_sha256", lambda path: hashed.append(path) or real(path))

@@ -4,20 +4,27 @@ Synthetic capsule bodies (bench/bodies.py) of four builds; for each ordered pair
 dances (limbs move, the pelvis walks) at another size and place. The ideal is the reference's build in each
 motion pose, placed as `global` places the motion. Printed per mode (off / global / parts), averaged over
 pairs and frames: silhouette IoU and mean per-part IoU against the ideal, and the bone-length ratio error
-|retargeted / reference - 1| over the eight limb bones; then the time per 512x512 frame on one thread.
+|retargeted / reference - 1| over the eight limb bones; then the time per 512x512 frame on one thread, and
+the time and accuracy of reading part indices back from rendered frames (exact, and after H.264 at the
+default quality).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from densepose_node.labels import labels_from_rgb
+from densepose_node.render import colorize
 from densepose_node.retarget import MODES, SEGMENT_LABELS, bone_lengths, retarget_labels
+from magicanimate_core.media.video_io import read_video, write_video
 
 from .bodies import BUILDS, Pose, clip, dance, draw, ideal
 
@@ -78,6 +85,23 @@ def main() -> None:
     for mode in MODES:
         silhouette, parts, bones = np.mean(scores[mode], axis=0)
         print(f"{mode:<8} {silhouette:>15.3f} {parts:>14.3f} {bones:>15.3f} {1000 * seconds[mode] / frames:>9.1f}")
+    palette_round_trip(case("average", "stocky", args.frames)[1])
+
+
+def palette_round_trip(motion: np.ndarray) -> None:
+    """Print ms per frame and the share of right pixels (all, body) of `labels_from_rgb`, exact and H.264."""
+    exact = colorize(motion)
+    with tempfile.TemporaryDirectory() as folder:
+        _, frames = read_video(write_video(Path(folder) / "motion.mp4", exact, 25))
+        lossy = np.stack(list(frames))
+    body = motion > 0
+    for name, frames in (("exact", exact), ("H.264", lossy)):
+        start = time.perf_counter()
+        labels = np.stack([labels_from_rgb(frame, "viridis") for frame in frames])
+        elapsed = 1000 * (time.perf_counter() - start) / len(frames)
+        right = labels == motion
+        print(f"palette inverse, {name:<6} {elapsed:6.1f} ms/frame, {right.mean():.4f} of pixels right, "
+              f"{right[body].mean():.4f} of body pixels")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ missing in a frame stays missing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .labels import detect_colormap, labels_from_rgb
-from .render import colorize, paint_labels
+from .render import colorize, paint_labels, palette
 
 if TYPE_CHECKING:
     from .backends import Estimator
+
+log = logging.getLogger(__name__)
 
 MODES = ("off", "global", "parts")
 SEGMENT_LABELS: tuple[tuple[str, tuple[int, ...]], ...] = (
@@ -413,10 +416,19 @@ def retarget_frames(
         raise ValueError("the motion holds no frames: nothing to retarget")
     colormap = detect_colormap(frames[:: max(1, len(frames) // 8)])
     labels = np.empty(frames.shape[:3], np.uint8)
+    exact = 0
     for index, frame in enumerate(frames):
         labels[index] = labels_from_rgb(frame, colormap)
+        exact += int((palette(colormap)[labels[index]] == frame[..., :3]).all(-1).sum())
         if progress is not None:
             progress(index + 1)
+    if exact < 0.99 * labels.size:
+        log.warning(
+            "%.0f %% of the motion's pixels are not exact DensePose colours (a lossy video?): neighbouring part "
+            "colours get confused and retargeting is less accurate; connect 'Video to DensePose' directly or "
+            "save DensePose videos as lossless FFV1 MKV",
+            100 - 100 * exact / labels.size,
+        )
     moved_progress = None if progress is None else (lambda done: progress(len(frames) + done))
     moved = retarget_labels(reference, labels, mode, align_frame=align_frame, progress=moved_progress)
     return colorize(moved, colormap)

@@ -12,7 +12,7 @@ from bench.bodies import BUILDS, Pose, clip, dance, draw, ideal
 from bench.retarget import part_iou, silhouette_iou
 from densepose_node.cli import main
 from densepose_node.render import colorize
-from densepose_node.retarget import bone_lengths, extent, retarget_labels
+from densepose_node.retarget import bone_lengths, extent, retarget_frames, retarget_labels
 from magicanimate_core.media.video_io import read_video, write_video
 
 SIZE = (256, 256)
@@ -152,3 +152,14 @@ def test_cli_retarget(proportions, tmp_path, capsys):
     Image.fromarray(colorize(reference)).save(tmp_path / "photo.png")
     assert main(["retarget", "--reference", str(tmp_path / "photo.png"), "--motion", "x.mkv", "-o", "y.mkv"]) == 2
     assert "--weights is needed" in capsys.readouterr().err
+
+
+def test_retarget_frames_renders_and_warns_on_lossy_motion(proportions, tmp_path, caplog):
+    reference, motion, _ = proportions
+    out = retarget_frames(reference, colorize(motion, "parula-black"), "parts")
+    assert np.array_equal(out, colorize(retarget_labels(reference, motion, "parts"), "parula-black"))
+    assert "not exact DensePose colours" not in caplog.text
+    _, frames = read_video(write_video(tmp_path / "motion.mp4", colorize(motion), 25))
+    lossy = retarget_frames(reference, np.stack(list(frames)), "global")
+    assert lossy.shape == (len(motion), *SIZE, 3)
+    assert "not exact DensePose colours (a lossy video?)" in caplog.text

@@ -284,13 +284,15 @@ def test_nan_guidance_scale_is_refused(server, client, nothing_left):
     [
         (
             "0..255",
-            "motion (from the node connected to the Sampler's 'motion' input): pixel values span "
+            "motion (from node 2, 'HostileTest_Images', connected to the Sampler's 'motion' input): pixel values "
+            "span "
             "[127.5, 127.5], outside ComfyUI's IMAGE range [0, 1]; they look like 0..255 values: divide "
             "them by 255 in the node that produced them",
         ),
         (
             "nan_block",
-            "motion (from the node connected to the Sampler's 'motion' input): 12288 of 196608 pixel "
+            "motion (from node 2, 'HostileTest_Images', connected to the Sampler's 'motion' input): 12288 of "
+            "196608 pixel "
             "values are NaN or infinite in 16 frames (the first is frame 0); a black or empty result "
             "would follow. Fix or replace the node that produced these images",
         ),
@@ -298,6 +300,14 @@ def test_nan_guidance_scale_is_refused(server, client, nothing_left):
 )
 def test_motion_outside_the_image_range_is_refused(server, client, nothing_left, kind, expected):
     assert refusal(client, animate(reference(), careless(kind)), "MagicAnimate_Sampler") == expected
+
+
+def test_nan_frames_are_not_saved_as_a_black_video(server, client, nothing_left):
+    message = refusal(client, {"7": careless("nan_block", frames=3), "8": save(["7", 0])}, "MagicAnimate_SaveVideo")
+    assert message.startswith(
+        "images (from node 7, 'HostileTest_Images', connected to Save Video's 'images' input): 2304 of 36864 pixel "
+        "values are NaN or infinite in 3 frames (the first is frame 0)"
+    )
 
 
 def test_16_bit_grey_reference_keeps_its_grey(server, client, tmp_path):
@@ -308,7 +318,7 @@ def test_16_bit_grey_reference_keeps_its_grey(server, client, tmp_path):
     before = files_under(server)
     client.run({"1": reference(name), "2": save(["1", 0], "hostile/grey16", "ffv1-mkv")})
     written = new_files(server, before)
-    assert written == ["output/hostile/grey16_00001_.mkv"]  # no temporary file beside it
+    assert "output/hostile/grey16_00001_.mkv" in written and not any("/." in path for path in written), written
     _, frames = read_video(server.output_dir / "hostile" / "grey16_00001_.mkv")
     assert np.unique(next(frames)).tolist() == [128]  # 32768 / 65535 -> 0.5, not 255 (white)
 

@@ -49,7 +49,7 @@ SEGMENT_LABELS: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 SEGMENTS = len(SEGMENT_LABELS)
 BACKGROUND = SEGMENTS  # segment index of label 0
-TORSO, HEAD = 0, 1
+TORSO = 0
 UPPER_LIMBS = (2, 3, 8, 9)
 # parent of each segment; hands and feet may swap sides (DensePose sources disagree on 3/4 and 5/6), see _parents
 PARENTS = (-1, TORSO, TORSO, TORSO, 2, 3, 4, 5, TORSO, TORSO, 8, 9, 10, 11)

@@ -24,7 +24,7 @@ from .control_cache import ComputeResiduals, ControlResidualCache
 from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes
-from .models import MAX_FRAMES, ReferenceBank, install_readers
+from .models import MAX_FRAMES, ReferenceBank, install_plain_processors, install_readers
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
 from .options import CHANNELS_LAST_MODELS, SamplingOptions, Speedups
 from .preprocess import padded_length
@@ -75,6 +75,7 @@ class MagicAnimatePipeline:
     def __init__(self, models: MagicAnimateModels) -> None:
         self.models = models
         self.reference_state = install_readers(models.unet)
+        install_plain_processors(models.controlnet)  # its text rows are one broadcast embedding
         self.execution_device = models.unet.conv_in.weight.device
         self._text_embedding: torch.Tensor | None = None
         self._channels_last: frozenset[str] = frozenset()  # models converted to NHWC memory

@@ -2,7 +2,7 @@
 
 from .appearance_encoder import PRUNED_KEYS, AppearanceEncoder
 from .motion_module import MAX_FRAMES
-from .reference_attention import ReferenceBank, ReferenceState, install_readers
+from .reference_attention import ReferenceBank, ReferenceState, install_plain_processors, install_readers
 from .unet3d import UNet3DConditionModel
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "ReferenceBank",
     "ReferenceState",
     "UNet3DConditionModel",
+    "install_plain_processors",
     "install_readers",
 ]

@@ -15,7 +15,12 @@ from magicanimate_core.models.frames import (
     repeat_rows,
 )
 from magicanimate_core.models.motion_module import MotionModule
-from magicanimate_core.models.reference_attention import ReferenceBank, ReferenceReadProcessor, ReferenceState
+from magicanimate_core.models.reference_attention import (
+    PlainAttnProcessor,
+    ReferenceBank,
+    ReferenceReadProcessor,
+    ReferenceState,
+)
 from magicanimate_core.models.resnet3d import ResnetBlock3D
 from magicanimate_core.options import CHANNELS_LAST_MODELS, CPU_CHANNELS_LAST, Speedups
 
@@ -99,3 +104,22 @@ def test_speedups_defaults_per_device() -> None:
     assert cuda.channels_last_models("cuda") == frozenset(CHANNELS_LAST_MODELS)
     assert Speedups(channels_last=False).channels_last_models("cuda") == frozenset()
     assert Speedups(channels_last=True).channels_last_models("cpu") == frozenset(CHANNELS_LAST_MODELS)
+
+
+def test_plain_processor_matches_diffusers_and_projects_broadcast_text_once() -> None:
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, cross_attention_dim=12, heads=2, dim_head=8)
+    hidden, text = torch.randn(6, 9, 16), torch.randn(1, 5, 12)
+    with torch.no_grad():
+        expected = attn(hidden, encoder_hidden_states=text.repeat(6, 1, 1))
+        attn.set_processor(PlainAttnProcessor())
+        calls = []
+        attn.to_k.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+        out = attn(hidden, encoder_hidden_states=text.expand(6, -1, -1))
+        self_attn = Attention(query_dim=16, heads=2, dim_head=8)
+        self_expected = self_attn(hidden)
+        self_attn.set_processor(PlainAttnProcessor())
+        self_out = self_attn(hidden)
+    assert calls[0] == 1, "a broadcast context is projected once"
+    assert (out - expected).abs().max() < 1e-6
+    assert (self_out - self_expected).abs().max() < 1e-6

@@ -89,6 +89,7 @@ def test_shares_are_contiguous_balanced_and_cover_every_window() -> None:
     assert [split_windows(4, 1, 0)] == [[0, 1, 2, 3]]
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process_on_four_windows(tiny_pretrained_dir, tiny_pipeline, case_b, tmp_path) -> None:
     long = type(case_b)(case_b.reference, torch.cat([case_b.motion, case_b.motion])[:40], case_b.noise, {}, 2)
     video, results = run_ranks(2, tiny_pretrained_dir, long, tmp_path, windows=4)  # 40 frames -> 48: 4 windows
@@ -99,6 +100,7 @@ def test_two_ranks_match_one_process_on_four_windows(tiny_pretrained_dir, tiny_p
     assert error.max() <= VIDEO_MAX and error.mean() <= VIDEO_MEAN
 
 
+@pytest.mark.slow
 def test_golden_case_b_on_two_ranks(golden_pretrained_dir, golden_case_b, tmp_path) -> None:
     video, results = run_ranks(2, golden_pretrained_dir, golden_case_b, tmp_path, windows=3, steps=golden_case_b.steps)
     assert [code for code, *_ in results] == [0, 0], results
@@ -107,22 +109,25 @@ def test_golden_case_b_on_two_ranks(golden_pretrained_dir, golden_case_b, tmp_pa
     assert error.max() <= VIDEO_MAX and error.mean() <= VIDEO_MEAN
 
 
+@pytest.mark.slow
 def test_an_idle_rank_joins_every_step(tiny_pretrained_dir, tiny_pipeline, case_b, tmp_path) -> None:
     # 20 frames -> 32 with overlap 0: two windows for three ranks; rank 2 only adds zeros.
-    video, results = run_ranks(3, tiny_pretrained_dir, case_b, tmp_path, windows=2, overlap=0)
+    video, results = run_ranks(3, tiny_pretrained_dir, case_b, tmp_path, windows=2, overlap=0, steps=1)
     assert [code for code, *_ in results] == [0, 0, 0], results
     assert "rank 2 windows [] frames 0" in results[2][1]
-    assert (video - single(tiny_pipeline, case_b, overlap=0)).abs().max() <= VIDEO_MAX
+    assert (video - single(tiny_pipeline, case_b, steps=1, overlap=0)).abs().max() <= VIDEO_MAX
 
 
+@pytest.mark.slow
 def test_an_error_on_one_rank_ends_every_rank_with_its_message(tiny_pretrained_dir, case_b, tmp_path) -> None:
-    video, results = run_ranks(2, tiny_pretrained_dir, case_b, tmp_path, windows=3, fail_rank=1)
+    video, results = run_ranks(2, tiny_pretrained_dir, case_b, tmp_path, windows=3, fail_rank=1, steps=1)
     assert video is None
     for code, _, stderr in results:
         assert code != 0
         assert "RankFailed: rank 1 of 2 failed: ValueError: injected failure on rank 1 at step 0" in stderr
 
 
+@pytest.mark.slow
 def test_torchrun_cli_writes_one_output(tiny_pretrained_dir, case_b, tmp_path) -> None:
     video_io = pytest.importorskip("magicanimate_core.media.video_io")
     models = tmp_path / "models"

@@ -33,7 +33,9 @@ from tests.core.test_budget import black_h264
 from tests.densepose.test_weights import BOMBS
 from tests.hostile_files import black_png
 
-CAP_BYTES = 6 << 30  # the idle server maps about 3 GB; one 13000x13000 float picture alone would need 2.7 GB more
+# Address space: these tests peak at about 4 GB (VmPeak); the bombs would need 2.7 GB (picture), 12 GB (pkl)
+# and 24.9 GB (video) more, so one that got past its check would fail at once instead of swapping.
+CAP_BYTES = 6 << 30
 BUDGET_MB = 1000
 
 CAPPED_PYTHON = """#!{python}

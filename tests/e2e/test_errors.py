@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from comfy_client import ComfyClient, PromptExecutionError, PromptValidationError
 from comfy_server import ComfyServer
-from pack_inputs import DENSEPOSE_CLIP, install
+from pack_inputs import DENSEPOSE_CLIP, decoded, install
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +106,11 @@ def test_context_frames_above_24_fail_validation(server, comfy_client: ComfyClie
     assert error.value.error_types() == {"value_bigger_than_max"} and "context_frames" in str(error.value)
 
 
-def test_mismatched_sizes_name_the_fix(server, comfy_client: ComfyClient):
-    with pytest.raises(PromptExecutionError) as error:
-        comfy_client.run(animate(reference(size=48), video()))
-    assert error.value.node_type == "MagicAnimate_Sampler"
-    assert "reference is 48x48 but the motion frames are 64x64; set width=64, height=64" in str(error.value)
+def test_motion_of_another_size_is_fitted_to_the_reference(server, comfy_client: ComfyClient):
+    """No longer a refusal ('set width=64' could even name a size above the node's 2048 maximum): fitted."""
+    result = comfy_client.run(animate(reference(size=48), video()))
+    saved = result.files()[0]
+    assert decoded(server.output_dir / saved.subfolder / saved.filename)[:3] == (16, 48, 48)
 
 
 def test_an_empty_batch_is_reported(server, comfy_client: ComfyClient):

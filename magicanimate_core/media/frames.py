@@ -46,7 +46,7 @@ def check_image_range(images: torch.Tensor, name: str) -> None:
             "convert them with x / 255 in the node that produced them"
         )
     low, high = math.inf, -math.inf
-    for _, part in _slices(images):
+    for _, part in _slices(_distinct(images)):
         part_low, part_high = float(part.amin()), float(part.amax())  # NaN if the part holds one
         if not (math.isfinite(part_low) and math.isfinite(part_high)):
             _refuse_non_finite(images, name)
@@ -57,6 +57,14 @@ def check_image_range(images: torch.Tensor, name: str) -> None:
             f"{name}: pixel values span [{low:g}, {high:g}], outside ComfyUI's IMAGE range [0, 1]{hint} in the "
             "node that produced them"
         )
+
+
+def _distinct(images: torch.Tensor) -> torch.Tensor:
+    """`images` without the repeats of a broadcast view (stride-0 dimensions): the same values, fewer of them."""
+    for dim, (size, stride) in enumerate(zip(images.shape, images.stride())):
+        if stride == 0 and size > 1:
+            images = images.narrow(dim, 0, 1)
+    return images
 
 
 def _refuse_non_finite(images: torch.Tensor, name: str) -> None:

@@ -52,6 +52,7 @@ def test_pipeline_refuses_nan_guidance_before_any_work():
     [
         (torch.full((2, 4, 4, 3), 200.0), r"pixel values span \[200, 200\].*divide them by 255"),
         (torch.full((1, 4, 4, 3), -0.5), r"span \[-0.5, -0.5\].*clamp them to \[0, 1\]"),
+        (torch.tensor([0.5, 2.0, 0.0]).expand(4, 64, 64, 3), r"span \[0, 2\]"),  # a broadcast view
         (torch.zeros((1, 4, 4, 3), dtype=torch.uint8), r"pixels are torch.uint8.*convert them with x / 255"),
         (torch.zeros(3, 2, 2, 3).index_fill_(1, torch.tensor([1]), math.inf), "18 of 36 .* in 3 frames"),
     ],

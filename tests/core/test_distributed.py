@@ -127,35 +127,45 @@ def test_an_error_on_one_rank_ends_every_rank_with_its_message(tiny_pretrained_d
         assert "RankFailed: rank 1 of 2 failed: ValueError: injected failure on rank 1 at step 0" in stderr
 
 
-@pytest.mark.slow
-def test_torchrun_cli_writes_one_output(tiny_pretrained_dir, case_b, tmp_path) -> None:
-    video_io = pytest.importorskip("magicanimate_core.media.video_io")
+def torchrun_animate(models: Path, reference: Path, motion: Path, output: Path) -> subprocess.CompletedProcess:
+    """`torchrun --nproc-per-node 2 -m magicanimate_core animate ...` on the CPU, 2 steps at 64x64."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port"]
+    command += [str(free_port()), "-m", "magicanimate_core", "animate", "--models-dir", str(models)]
+    command += ["--reference", str(reference), "--motion", str(motion), "--output", str(output)]
+    command += ["--steps", "2", "--size", "64", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=output.parent)
+
+
+def models_folder(tiny_pretrained_dir: Path, tmp_path: Path) -> Path:
     models = tmp_path / "models"
     (models / "magicanimate").mkdir(parents=True)
     (models / "magicanimate" / "tiny").symlink_to(tiny_pretrained_dir, target_is_directory=True)
+    return models
+
+
+@pytest.mark.slow
+def test_torchrun_cli_writes_one_output(tiny_pretrained_dir, case_b, tmp_path) -> None:
+    video_io = pytest.importorskip("magicanimate_core.media.video_io")
     reference = tmp_path / "reference.png"
     Image.fromarray((case_b.reference * 255).round().byte().numpy()).save(reference)
     frames = [(frame * 255).round().byte().numpy() for frame in case_b.motion]
     motion = video_io.write_video(tmp_path / "motion.mkv", frames, 25.0)
     out_dir = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        str(free_port()),
-        "-m",
-        "magicanimate_core",
-        "animate",
-        *("--models-dir", str(models), "--reference", str(reference), "--motion", str(motion)),
-        *("--output", str(out_dir / "animated.mkv"), "--steps", "2", "--size", "64", "--device", "cpu"),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+    out_dir.mkdir()
+    result = torchrun_animate(models_folder(tiny_pretrained_dir, tmp_path), reference, motion, out_dir / "animated.mkv")
     assert result.returncode == 0, result.stderr
     assert [p.name for p in out_dir.iterdir()] == ["animated.mkv"]
     assert result.stderr.count("wrote ") == 1 and "(20 frames at 25 fps, 2 ranks)" in result.stderr
     _, decoded = video_io.read_video(out_dir / "animated.mkv")
     assert len(list(decoded)) == 20
+
+
+@pytest.mark.slow
+def test_torchrun_cli_input_error_on_rank_0_ends_both_ranks(tiny_pretrained_dir, tmp_path) -> None:
+    missing = tmp_path / "missing.png"
+    result = torchrun_animate(models_folder(tiny_pretrained_dir, tmp_path), missing, missing, tmp_path / "out.mkv")
+    assert result.returncode != 0
+    message = f"error: rank 0 of 2 failed: FileNotFoundError: {missing}: no such file"
+    assert result.stderr.count(message) == 2, result.stderr  # printed by both ranks
+    assert not (tmp_path / "out.mkv").exists()

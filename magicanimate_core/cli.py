@@ -92,6 +92,13 @@ def _add_animate_command(commands: Subcommands) -> None:
         default="auto",
         help="DensePose implementation for --extract-densepose (default auto)",
     )
+    animate.add_argument(
+        "--retarget",
+        choices=("off", "global", "parts"),
+        default="off",
+        help="fit the motion's body to the reference person's, found with densepose/model_final_162be9.pkl: "
+        "global = body height and placement, parts = also each limb's proportions (default off)",
+    )
     _add_sampling_arguments(animate)
     _add_size_arguments(animate)
     add_frame_selection_arguments(animate.add_argument_group("motion video loading (as VideoHelperSuite's Load Video)"))
@@ -416,6 +423,10 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
     from densepose_node.backends import load_estimator
     from densepose_node.extract import extract_densepose
 
+    return extract_densepose(frames, load_estimator(args.densepose_backend, _densepose_weights(args), device))
+
+
+def _densepose_weights(args: argparse.Namespace) -> Path:
     folder = args.models_dir / "densepose"
     weights = next(
         (folder / n for n in ("model_final_162be9.safetensors", "model_final_162be9.pkl") if (folder / n).is_file()),
@@ -423,7 +434,21 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
     )
     if weights is None:
         raise FileNotFoundError(f"{folder}/model_final_162be9.pkl not found; run with --download or see docs/models.md")
-    return extract_densepose(frames, load_estimator(args.densepose_backend, weights, device))
+    return weights
+
+
+def _retarget(
+    args: argparse.Namespace, reference: torch.Tensor, motion: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """--retarget: the DensePose motion moved onto the reference person's body (densepose_node, lazily)."""
+    from densepose_node.backends import load_estimator
+    from densepose_node.retarget import reference_labels, retarget_frames
+
+    from .media.frames import from_uint8, to_uint8
+
+    estimator = load_estimator(args.densepose_backend, _densepose_weights(args), device)
+    target = reference_labels(estimator, to_uint8(reference))
+    return from_uint8(retarget_frames(target, to_uint8(motion), args.retarget))
 
 
 def animate(args: argparse.Namespace) -> int:
@@ -465,6 +490,8 @@ def _leader_inputs(args: argparse.Namespace, name: str, device: torch.device) ->
     if not motion_frames:
         raise ValueError(f"{args.motion}: no frames left after the loading options; check --skip-first-frames")
     motion = torch.stack(motion_frames)
+    if args.retarget != "off":
+        motion = _retarget(args, reference, motion, device)
     noise = _read_noise(args.noise) if args.noise is not None else None
     return reference, content, motion_fit, motion, noise
 

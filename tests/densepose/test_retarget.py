@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from bench.retarget import part_iou, silhouette_iou
 from densepose_node.cli import main
 from densepose_node.render import colorize
 from densepose_node.retarget import bone_lengths, extent, retarget_frames, retarget_labels
+from magicanimate_core.cli import main as animate_main
 from magicanimate_core.media.video_io import read_video, write_video
 
 SIZE = (256, 256)
@@ -163,3 +168,28 @@ def test_retarget_frames_renders_and_warns_on_lossy_motion(proportions, tmp_path
     lossy = retarget_frames(reference, np.stack(list(frames)), "global")
     assert lossy.shape == (len(motion), *SIZE, 3)
     assert "not exact DensePose colours (a lossy video?)" in caplog.text
+
+
+def test_animate_cli_retarget(tmp_path, tiny_pretrained_dir, golden_dir):
+    models = tmp_path / "models"
+    (models / "magicanimate").mkdir(parents=True)
+    (models / "densepose").mkdir()
+    os.symlink(tiny_pretrained_dir, models / "magicanimate" / "tiny")
+    weights = golden_dir / "densepose" / "weights" / "tiny_densepose.pkl"
+    os.symlink(weights, models / "densepose" / "model_final_162be9.pkl")
+    photo = Image.open(golden_dir / "densepose" / "frames" / "frame_00" / "input_rgb.png").convert("RGB")
+    photo.resize((64, 64)).save(tmp_path / "photo.png")
+    motion = clip(replace(BUILDS["stocky"], unit=40.0), dance(3, (28.0, 34.0), 40.0), (64, 64))
+    write_video(tmp_path / "motion.mkv", colorize(motion), 25.0)
+    args = ["animate", "--models-dir", str(models), "--reference", str(tmp_path / "photo.png")]
+    args += ["--motion", str(tmp_path / "motion.mkv"), "--size", "64", "--steps", "1", "--device", "cpu"]
+    args += ["--dtype", "fp32", "--retarget", "parts", "--output", str(tmp_path / "out.mkv")]
+    assert animate_main(args) == 0
+    info, frames = read_video(tmp_path / "out.mkv")
+    assert (info.width, info.height, len(list(frames))) == (64, 64, 3)
+    check = (
+        "import sys; from magicanimate_core.cli import build_parser; "
+        "build_parser().parse_args(['animate', '--reference', 'r', '--motion', 'm', '--output', 'o']); "
+        "assert 'densepose_node' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -1,7 +1,7 @@
 """`python -m bench.components_small`: per-model seconds on the side-by-side `small` checkpoints, per memory format.
 
 One UNet3D call (16 frames, guidance: 32 rows with the shared down path), one ControlNet call (16 frames), the
-appearance encoder, and the VAE decoder (4 frames, one per call), each timed contiguous and channels-last in
+appearance encoder, and the VAE decoder (up to 4 frames, one per call), each timed contiguous and channels-last in
 alternation (`--rounds` times), wall and process seconds; `--profile` adds torch.profiler's top ops of the UNet
 call. The checkpoints are the ones `../shared/perf/original_env.sh` builds (`--ckpt`, default
 `$PERF_CACHE/small_checkpoints/pretrained_models`). On a machine other jobs load, compare the formats'
@@ -50,7 +50,7 @@ def jobs(pipe: MagicAnimatePipeline, frames: int) -> dict[str, Callable[[], obje
         return models.unet(latents, t, text, residuals[:-1], residuals[-1], cfg_copies=2)
 
     def decode() -> list:
-        return [models.vae.decode(per_frame[i : i + 1]) for i in range(4)]
+        return [models.vae.decode(per_frame[i : i + 1]) for i in range(min(4, frames))]
 
     return {
         "unet": unet,

@@ -329,7 +329,8 @@ def _needed(args: argparse.Namespace) -> tuple[registry.ModelFile, ...]:
         if not (c == "sd15" and getattr(args, "sd15_checkpoint", None))
         and not (c == "vae" and getattr(args, "vae", None))
     ]
-    if getattr(args, "extract_densepose", False) or getattr(args, "densepose", False):
+    retarget = getattr(args, "retarget", "off") != "off"
+    if getattr(args, "extract_densepose", False) or getattr(args, "densepose", False) or retarget:
         names.append("densepose_rcnn")
     return registry.files_for(names)
 

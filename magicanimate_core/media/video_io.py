@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .budget import check_allocation, format_bytes, memory_budget
+from .frames import to_uint8
 
 __all__ = ["FORMATS", "DEFAULT_FORMAT", "DEFAULT_QUALITY", "VideoInfo", "probe_video", "read_video", "write_video"]
 
@@ -451,7 +452,7 @@ def _as_rgb(frame: np.ndarray, index: int, size: tuple[int, int] | None) -> np.n
                 f"frame {index}: float values must be in [0, 1], got min {low} max {high}; "
                 "clamp them, or divide by 255 if they are 0..255"
             )
-        array = np.rint(array[..., :3] * 255).astype(np.uint8)
+        array = to_uint8(array)
     elif array.dtype != np.uint8:
         raise ValueError(f"frame {index}: dtype {array.dtype} is not supported; pass uint8 or float in [0, 1]")
     return np.ascontiguousarray(array[..., :3])

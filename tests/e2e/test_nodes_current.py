@@ -1,6 +1,6 @@
 """The nodes as a current ComfyUI user meets them: any motion size, the options node, the VIDEO type, portraits.
 
-Runs the shipped workflows on the tiny golden checkpoints; workflows made of core VIDEO nodes skip on
+Runs the shipped workflows on the generated tiny checkpoints; workflows made of core VIDEO nodes skip on
 ComfyUIs that lack them (the 2024 floor).
 """
 
@@ -27,8 +27,8 @@ SMALL, LARGE = 64, 512
 
 
 @pytest.fixture(scope="module")
-def server(comfy_server: ComfyServer, golden_dir: Path) -> ComfyServer:
-    install(comfy_server, golden_dir)
+def server(comfy_server: ComfyServer, sample_inputs: Path) -> ComfyServer:
+    install(comfy_server, sample_inputs)
     return comfy_server
 
 

@@ -9,6 +9,7 @@ downloaded unless `--download` (or the `download` command) asks for it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -200,7 +201,10 @@ def _add_runtime_arguments(animate: argparse.ArgumentParser) -> None:
         help="memory lever: keep each model on the GPU only while it runs (same output, slower)",
     )
     runtime.add_argument(
-        "--decode-batch-size", type=int, default=8, help="frames per VAE decode call (1 = least memory; default 8)"
+        "--decode-batch-size",
+        type=int,
+        default=None,
+        help="frames per VAE decode call (1 = least memory; default: the device's, 1 on CPU, 8 on CUDA)",
     )
 
 
@@ -401,6 +405,14 @@ def _pick_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dty
     return chosen, resolve_dtype(dtype, chosen)
 
 
+def _speedups(args: argparse.Namespace, device: torch.device) -> Speedups:
+    """The device's speed-up defaults with the memory levers given on the command line (as the nodes do)."""
+    levers = {"sequential_cfg": args.sequential_cfg, "offload": args.offload}
+    if args.decode_batch_size is not None:
+        levers["decode_batch_size"] = args.decode_batch_size
+    return dataclasses.replace(Speedups.for_device(device), **levers)
+
+
 def _read_noise(path: Path) -> torch.Tensor:
     from safetensors.torch import load_file
 
@@ -532,9 +544,7 @@ def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch
         context_overlap=args.context_overlap,
         callback=bar,
         options=sampling,
-        speedups=Speedups(
-            sequential_cfg=args.sequential_cfg, offload=args.offload, decode_batch_size=args.decode_batch_size
-        ),
+        speedups=_speedups(args, device),
         share=share,
     )
     if bar is None:  # another rank: rank 0 decodes and writes

@@ -159,7 +159,7 @@ class MagicAnimate_Sampler:
         height, width = reference.shape[1:3]
         motion = fit_motion(motion, width, height, motion_fit)
         settings = options or SamplerSettings()
-        speedups = settings.speedups()
+        speedups = settings.speedups(comfy.torch_device())
         activations = preflight(model, height, width, context_frames, speedups)
         progress, previewer = comfy.progress_bar(steps), comfy.latent_previewer()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import torch
+
 from ..magicanimate_core.options import WINDOW_WEIGHTINGS, SamplingOptions, Speedups
 from ..magicanimate_core.scheduling import SCHEDULERS
 
@@ -19,9 +21,9 @@ class SamplerSettings:
     speedup_changes: dict = field(default_factory=dict)  # Speedups fields set on the node (memory levers)
     keep_model_loaded: bool = True
 
-    def speedups(self) -> Speedups:
-        """The pipeline's own speed-up defaults with this node's memory levers applied."""
-        return dataclasses.replace(Speedups(), **self.speedup_changes)
+    def speedups(self, device: torch.device) -> Speedups:
+        """The pipeline's own speed-up defaults for `device` with this node's memory levers applied."""
+        return dataclasses.replace(Speedups.for_device(device), **self.speedup_changes)
 
 
 class MagicAnimate_SamplerOptions:

@@ -135,7 +135,8 @@ def test_options_node_reaches_the_pipeline_and_defaults_change_nothing(comfy, no
         for name, spec in nodes["MagicAnimate_SamplerOptions"].INPUT_TYPES()["required"].items()
     }
     (settings,) = build(**defaults)
-    assert settings.sampling == SamplingOptions() and settings.speedups() == Speedups()
+    cpu = torch.device("cpu")
+    assert settings.sampling == SamplingOptions() and settings.speedups(cpu) == Speedups.for_device(cpu)
     pipeline = FakePipeline()
     (options,) = build("dpmpp", "pyramid", False, 0.5, True, False, 1, True)
     run(nodes, pipeline, torch.rand(1, 16, 16, 3), torch.rand(2, 16, 16, 3), options=options)

@@ -27,7 +27,9 @@ BROADCAST_CHUNK = 1 << 26  # elements per broadcast call: bounds the device copy
 
 
 class RankFailed(RuntimeError):
-    """One rank failed; every rank raises this with that rank's message."""
+    """One rank failed; every rank raises this with that rank's message (`original`: the error, in threads)."""
+
+    original: BaseException | None = None
 
 
 def split_windows(count: int, ranks: int, rank: int) -> list[int]:
@@ -109,17 +111,32 @@ class WindowShare:
         if self.parallel and self._vote(failed=False):
             raise self._failure(None)
 
+    def _failure(self, error: BaseException | None) -> RankFailed:
+        errors = self._gather(error)
+        rank = next(r for r, failed in enumerate(errors) if failed is not None)
+        failure = RankFailed(f"rank {rank} of {self.world_size} failed: {errors[rank]}")
+        if isinstance(errors[rank], BaseException):  # threads share the error itself
+            failure.original = errors[rank]
+        return failure
+
+    # ---- transport: torch.distributed (`local_devices.ThreadShare` overrides these and `_broadcast`) ----
+
     def _vote(self, failed: bool) -> bool:
+        """Whether any rank votes `failed`."""
         flag = torch.tensor([1.0 if failed else 0.0], device=self.device)
         dist.all_reduce(flag)
         return bool(flag.item() > 0)
 
-    def _failure(self, error: BaseException | None) -> RankFailed:
+    def _gather(self, error: BaseException | None) -> list[Any]:
+        """Every rank's error (as `Type: message` text across processes), None where a rank has none."""
         messages: list[str | None] = [None] * self.world_size
-        mine = None if error is None else f"{type(error).__name__}: {error}"
-        dist.all_gather_object(messages, mine)
-        rank = next(r for r, message in enumerate(messages) if message is not None)
-        return RankFailed(f"rank {rank} of {self.world_size} failed: {messages[rank]}")
+        dist.all_gather_object(messages, None if error is None else f"{type(error).__name__}: {error}")
+        return messages
+
+    def _all_reduce(self, local: torch.Tensor) -> torch.Tensor:
+        on_device = local.to(self.device)
+        dist.all_reduce(on_device)
+        return on_device.to(local.device)
 
     # ---- collectives ------------------------------------------------------------------------------
 
@@ -128,9 +145,7 @@ class WindowShare:
         if not self.parallel:
             return local
         self.agree()
-        on_device = local.to(self.device)
-        dist.all_reduce(on_device)
-        return on_device.to(local.device)
+        return self._all_reduce(local)
 
     def from_leader(self, produce: Callable[[], T]) -> T:
         """`produce()` run on the leader only, its result (tensors, numbers, strings, tuples) sent to all."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..magicanimate_core.local_devices import animate_on_devices, pipelines_for, release_copies
 from ..magicanimate_core.media.frames import check_image_range
 from ..magicanimate_core.media.motion_fit import MOTION_FITS, fit_motion
 from ..magicanimate_core.memory import estimate_device_bytes
@@ -171,13 +172,15 @@ class MagicAnimate_Sampler:
             progress.update_absolute(done, info.num_steps * info.num_calls, preview)
 
         source = {"seed": seed} if noise is None else {"noise": noise["samples"].float().cpu()}
+        devices = list(settings.devices) or [comfy.torch_device()]
         if speedups.offload:  # the pipeline moves each network in and out itself, from the offload device
             comfy.release_model(model, keep_loaded=False)
             model.execution_device = comfy.torch_device()
-        else:
+        elif comfy.torch_device() in devices:
             comfy.load_model(model, activations)
         try:
-            frames = model(
+            frames = animate_on_devices(
+                pipelines_for(model, devices) if settings.devices else [model],
                 reference[0].float(),
                 motion.float(),
                 **source,
@@ -191,4 +194,6 @@ class MagicAnimate_Sampler:
             )
         finally:
             comfy.release_model(model, settings.keep_model_loaded)
+            if not settings.keep_model_loaded:
+                release_copies(model)
         return (frames.to(comfy.intermediate_device()),)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..magicanimate_core.devices import parse_devices
 from ..magicanimate_core.options import WINDOW_WEIGHTINGS, SamplingOptions, Speedups
 from ..magicanimate_core.scheduling import SCHEDULERS
 
@@ -20,6 +21,7 @@ class SamplerSettings:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     speedup_changes: dict = field(default_factory=dict)  # Speedups fields set on the node (memory levers)
     keep_model_loaded: bool = True
+    devices: tuple[torch.device, ...] = ()  # the windows' devices; empty = ComfyUI's device alone
 
     def speedups(self, device: torch.device) -> Speedups:
         """The pipeline's own speed-up defaults for `device` with this node's memory levers applied."""
@@ -30,7 +32,8 @@ class MagicAnimate_SamplerOptions:
     DESCRIPTION = (
         "Optional settings for 'MagicAnimate Sampler'. The defaults reproduce the original exactly. scheduler, "
         "window_weighting, closed_loop and guidance_until change the result; sequential_cfg, offload and "
-        "decode_batch_size only trade speed for GPU memory (the result stays the same)."
+        "decode_batch_size only trade speed for GPU memory (the result stays the same); devices shares the work "
+        "between several GPUs (the result stays the same)."
     )
     CATEGORY = "MagicAnimate"
     FUNCTION = "build"
@@ -93,7 +96,18 @@ class MagicAnimate_SamplerOptions:
                         "another model needs the memory); off = back to the offload device at once.",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "devices": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "Share the context windows of every step between several GPUs of this machine, "
+                        "e.g. cuda:0,cuda:1: one copy of the networks per GPU, the same result, faster on long "
+                        "clips. Empty = ComfyUI's device only.",
+                    },
+                ),
+            },
         }
 
     def build(
@@ -106,6 +120,7 @@ class MagicAnimate_SamplerOptions:
         offload: bool,
         decode_batch_size: int,
         keep_model_loaded: bool,
+        devices: str = "",
     ) -> tuple[SamplerSettings]:
         if window_weighting not in WINDOW_WEIGHTINGS:
             raise ValueError(f"unknown window_weighting {window_weighting!r}; choose {', '.join(WINDOW_WEIGHTINGS)}")
@@ -118,4 +133,4 @@ class MagicAnimate_SamplerOptions:
         changes: dict = {"sequential_cfg": sequential_cfg, "offload": offload}
         if decode_batch_size:
             changes["decode_batch_size"] = decode_batch_size
-        return (SamplerSettings(sampling, changes, keep_model_loaded),)
+        return (SamplerSettings(sampling, changes, keep_model_loaded, tuple(parse_devices(devices))),)

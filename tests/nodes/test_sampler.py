@@ -233,3 +233,25 @@ def test_moving_the_model_between_runs_logs_no_warning(comfy, nodes, tiny_model,
         model.to(torch.device("cpu"))
         model.to("cpu")
     assert warned == []
+
+
+def test_devices_option_shares_windows_with_the_same_result(comfy, nodes, tiny_model):
+    """`devices` on the options node: here the CPU twice (the model and a copy), on a machine with GPUs cuda:N."""
+    options_node = nodes["MagicAnimate_SamplerOptions"]()
+    defaults = {
+        name: spec[1]["default"]
+        for name, spec in nodes["MagicAnimate_SamplerOptions"].INPUT_TYPES()["required"].items()
+    }
+    (model,) = nodes["MagicAnimate_ModelLoader"]().load(tiny_model, "fp32")
+    reference, motion = torch.rand(1, 32, 32, 3), torch.rand(40, 32, 32, 3)  # 40 frames: four windows
+
+    def sample(**changes):
+        (options,) = options_node.build(**{**defaults, **changes})
+        return run(nodes, model, reference, motion, options=options)[0]
+
+    alone, shared = sample(), sample(devices="cpu, cpu")
+    assert float((alone - shared).abs().max()) <= 1e-3 and float((alone - shared).abs().mean()) <= 5e-5
+    with pytest.raises(ValueError, match="offload keeps one network at a time on one device; it cannot share"):
+        sample(devices="cpu,cpu", offload=True)
+    with pytest.raises(ValueError, match="devices: 'gpu1' is not a device name"):
+        options_node.build(**defaults, devices="gpu1")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import registry
-from .devices import DTYPE_CHOICES, resolve_dtype
+from .devices import DTYPE_CHOICES, parse_devices, resolve_dtype
 from .distributed import RankFailed, WindowShare
 from .download import DownloadError, ModelsUnavailableError, TextProgressBar, download_all
 from .media.motion_fit import MOTION_FITS
@@ -183,6 +183,12 @@ def _add_runtime_arguments(animate: argparse.ArgumentParser) -> None:
     runtime = animate.add_argument_group("runtime")
     runtime.add_argument(
         "--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:1 ..."
+    )
+    runtime.add_argument(
+        "--devices",
+        default="",
+        help="share the windows between several GPUs of this machine from one process, e.g. cuda:0,cuda:1 "
+        "(same output; the first decodes; replaces --device; for several machines use torchrun, docs/scaling.md)",
     )
     runtime.add_argument(
         "--dtype", choices=DTYPE_CHOICES, default="auto", help="weights precision (auto: fp16 on GPU, fp32 on CPU)"
@@ -466,9 +472,14 @@ def _retarget(
 
 def animate(args: argparse.Namespace) -> int:
     """`animate`; under torchrun every rank runs it and the ranks share the windows (see distributed.py)."""
-    device, dtype = _pick_device_dtype(args.device, args.dtype)
+    devices = parse_devices(args.devices)
+    device, dtype = _pick_device_dtype(str(devices[0]) if devices else args.device, args.dtype)
     share, device = WindowShare.from_environment(device)
     try:
+        if devices and share.parallel:  # every rank stops here alike
+            raise ValueError(
+                "--devices runs one process on several GPUs; under torchrun each rank has its own: drop it"
+            )
         with share.together():
             code = _animate_on_rank(args, share, device, dtype)
         share.agree()  # every rank ends with the leader's outcome: the output written, or its error
@@ -510,6 +521,7 @@ def _leader_inputs(args: argparse.Namespace, name: str, device: torch.device) ->
 
 
 def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch.device, dtype: torch.dtype) -> int:
+    from .local_devices import animate_on_devices, pipelines_for
     from .media.frames import to_uint8
     from .media.motion_fit import crop_to_content
     from .media.video_io import write_video
@@ -533,9 +545,7 @@ def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch
         args.models_dir / "magicanimate" / name, device=device, dtype=dtype, sd15_checkpoint=sd15, vae_path=vae
     )
     bar = StepBar() if share.leader else None
-    frames = pipe(
-        reference,
-        motion,
+    call = dict(
         seed=args.seed,
         noise=noise,
         num_inference_steps=args.steps,
@@ -545,8 +555,12 @@ def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch
         callback=bar,
         options=sampling,
         speedups=_speedups(args, device),
-        share=share,
     )
+    devices = parse_devices(args.devices)
+    if devices:
+        frames = animate_on_devices(pipelines_for(pipe, devices), reference, motion, **call)
+    else:
+        frames = pipe(reference, motion, **call, share=share)
     if bar is None:  # another rank: rank 0 decodes and writes
         return 0
     bar.close()
@@ -574,7 +588,7 @@ def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch
         overwrite=args.overwrite,
         **extra,
     )
-    ranks = f", {share.world_size} ranks" if share.parallel else ""
+    ranks = f", {share.world_size} ranks" if share.parallel else f", {len(devices)} devices" if devices else ""
     print(f"wrote {out} ({len(frames)} frames at {args.fps:g} fps{ranks})", file=sys.stderr)
     return 0
 

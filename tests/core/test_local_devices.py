@@ -6,6 +6,7 @@ it, which is enough to prove the sharing, the sum, the error paths and that an i
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +99,25 @@ def test_an_error_on_another_device_reaches_the_caller_as_itself(copies, case_b,
     monkeypatch.setattr(pipelines[1].models.controlnet, "forward", broken)
     with pytest.raises(RuntimeError, match="CUDA out of memory on the second device"):
         animate(pipelines, long_case(case_b))
+
+
+def test_cli_devices_flag_writes_the_same_video(tiny_pretrained_dir, case_b, tmp_path, capsys) -> None:
+    video_io = pytest.importorskip("magicanimate_core.media.video_io")
+    from PIL import Image
+
+    from magicanimate_core.cli import main
+
+    models = tmp_path / "models"
+    (models / "magicanimate").mkdir(parents=True)
+    (models / "magicanimate" / "tiny").symlink_to(tiny_pretrained_dir, target_is_directory=True)
+    Image.fromarray((case_b.reference * 255).round().byte().numpy()).save(tmp_path / "reference.png")
+    frames = [(frame * 255).round().byte().numpy() for frame in case_b.motion]
+    video_io.write_video(tmp_path / "motion.mkv", frames, 25.0, format="ffv1-mkv")
+    common = ["animate", "--models-dir", str(models), "--reference", str(tmp_path / "reference.png")]
+    common += ["--motion", str(tmp_path / "motion.mkv"), "--size", "64", "--steps", "2", "--dtype", "fp32"]
+    decoded = []
+    for name, placement in (("one.mkv", ["--device", "cpu"]), ("two.mkv", ["--devices", "cpu,cpu"])):
+        assert main([*common, *placement, "--output", str(tmp_path / name)]) == 0
+        decoded.append(np.stack(list(video_io.read_video(tmp_path / name)[1])).astype(int))
+    assert "(20 frames at 25 fps, 2 devices)" in capsys.readouterr().err
+    assert decoded[0].shape == decoded[1].shape and np.abs(decoded[0] - decoded[1]).max() <= 1

@@ -192,7 +192,10 @@ def run_dtype(
         rows.append(result.row)
         return result
 
-    speedups = Speedups(compile=args.compile, windows_per_call=args.windows_per_call)
+    # the pipeline's own defaults for this device (CUDA decodes 8 frames a call), with the command line's switches
+    speedups = dataclasses.replace(
+        Speedups.for_device(device), compile=args.compile, windows_per_call=args.windows_per_call
+    )
     peaks: dict[int, dict] = {}
     for frames in preset.frames:
         default = Case("default", *preset.size, frames, preset.steps, speedups=speedups)

@@ -7,6 +7,7 @@ proposal scores 0.5 and detections happen; the number of people is set through `
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
@@ -14,24 +15,27 @@ import time
 import numpy as np
 import torch
 
+from .checkpoint_layout import concrete_layout, resnet50_fpn_widths
 from .rcnn.model import DensePoseRCNN
 from .rcnn.preprocess import resized_size
 from .render import render_frame
 
-RESNET50_BLOCKS = (3, 4, 6, 3)
+ZEROED = (  # every proposal scores 0.5 and stays at its anchor
+    "proposal_generator.rpn_head.anchor_deltas.weight",
+    "roi_heads.box_predictor.cls_score.weight",
+    "roi_heads.box_predictor.bbox_pred.weight",
+)
 
 
-def _conv_norm(state: dict[str, torch.Tensor], key: str, out_ch: int, in_ch: int, kernel: int) -> None:
-    state[f"{key}.weight"] = torch.randn(out_ch, in_ch, kernel, kernel) * (2.0 / (in_ch * kernel * kernel)) ** 0.5
-    state[f"{key}.norm.weight"] = torch.ones(out_ch)
-    state[f"{key}.norm.bias"] = torch.zeros(out_ch)
-    state[f"{key}.norm.running_mean"] = torch.zeros(out_ch)
-    state[f"{key}.norm.running_var"] = torch.ones(out_ch)
-
-
-def _conv(state: dict[str, torch.Tensor], key: str, out_ch: int, in_ch: int, kernel: int) -> None:
-    state[f"{key}.weight"] = torch.randn(out_ch, in_ch, kernel, kernel) * (2.0 / (in_ch * kernel * kernel)) ** 0.5
-    state[f"{key}.bias"] = torch.zeros(out_ch)
+def _draw(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """He-initialised weights (0.01-scaled for the DensePose predictor), identity FrozenBN, zero biases."""
+    if name.endswith(("norm.weight", "running_var")):
+        return torch.ones(shape)
+    if len(shape) == 1:
+        return torch.zeros(shape)
+    if "densepose_predictor" in name:
+        return torch.randn(shape) * 0.01
+    return torch.randn(shape) * (2.0 / math.prod(shape[1:])) ** 0.5
 
 
 def synthetic_state_dict(
@@ -39,44 +43,10 @@ def synthetic_state_dict(
 ) -> dict[str, torch.Tensor]:
     """A random DensePose R-CNN checkpoint with R_50_FPN_s1x names (defaults: the real widths)."""
     torch.manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
-    _conv_norm(state, "backbone.bottom_up.stem.conv1", stem, 3, 7)
-    in_ch = stem
-    for stage, blocks in enumerate(RESNET50_BLOCKS):
-        bottleneck, out_ch = width * 2**stage, res2 * 2**stage
-        for i in range(blocks):
-            key = f"backbone.bottom_up.res{stage + 2}.{i}"
-            _conv_norm(state, f"{key}.conv1", bottleneck, in_ch, 1)
-            _conv_norm(state, f"{key}.conv2", bottleneck, bottleneck, 3)
-            _conv_norm(state, f"{key}.conv3", out_ch, bottleneck, 1)
-            if i == 0:
-                _conv_norm(state, f"{key}.shortcut", out_ch, in_ch, 1)
-            in_ch = out_ch
-        _conv(state, f"backbone.fpn_lateral{stage + 2}", fpn, out_ch, 1)
-        _conv(state, f"backbone.fpn_output{stage + 2}", fpn, fpn, 3)
-    _conv(state, "proposal_generator.rpn_head.conv", fpn, fpn, 3)
-    _conv(state, "proposal_generator.rpn_head.objectness_logits", 3, fpn, 1)
-    _conv(state, "proposal_generator.rpn_head.anchor_deltas", 12, fpn, 1)
-    state["proposal_generator.rpn_head.anchor_deltas.weight"].zero_()
-    for name, (out_f, in_f) in {
-        "box_head.fc1": (fc, fpn * 49),
-        "box_head.fc2": (fc, fc),
-        "box_predictor.cls_score": (2, fc),
-        "box_predictor.bbox_pred": (4, fc),
-    }.items():
-        state[f"roi_heads.{name}.weight"] = torch.randn(out_f, in_f) * (2.0 / in_f) ** 0.5
-        state[f"roi_heads.{name}.bias"] = torch.zeros(out_f)
-    state["roi_heads.box_predictor.cls_score.weight"].zero_()
-    state["roi_heads.box_predictor.bbox_pred.weight"].zero_()
-    for level, convs in {"p2": 1, "p3": 1, "p4": 2, "p5": 3}.items():
-        for i in range(convs):
-            _conv(state, f"roi_heads.decoder.{level}.{2 * i}", fpn, fpn, 3)
-    _conv(state, "roi_heads.decoder.predictor", fpn, fpn, 1)
-    for i in range(1, 9):
-        _conv(state, f"roi_heads.densepose_head.body_conv_fcn{i}", head, fpn if i == 1 else head, 3)
-    for name, channels in {"ann_index_lowres": 2, "index_uv_lowres": 25, "u_lowres": 25, "v_lowres": 25}.items():
-        state[f"roi_heads.densepose_predictor.{name}.weight"] = torch.randn(head, channels, 4, 4) * 0.01
-        state[f"roi_heads.densepose_predictor.{name}.bias"] = torch.zeros(channels)
+    layout = concrete_layout(resnet50_fpn_widths(stem, res2, width, fpn, fc, head))
+    state = {name: _draw(name, shape) for name, shape in layout.items()}
+    for name in ZEROED:
+        state[name].zero_()
     return state
 
 

@@ -35,7 +35,7 @@ def expected_layout() -> Layout:
     layout: Layout = {}
     bottom_up = "backbone.bottom_up"
     _conv(layout, f"{bottom_up}.stem.conv1", "stem width", 3, 7, norm=True, bias=False)
-    previous = "stem width"
+    previous, fpn = "stem width", "FPN width"
     for stage, blocks in STAGE_BLOCKS.items():
         inner, out = f"res{stage} bottleneck width", f"res{stage} output width"
         for block in range(blocks):
@@ -47,9 +47,7 @@ def expected_layout() -> Layout:
             if block == 0:
                 _conv(layout, f"{prefix}.shortcut", out, inp, 1, norm=True, bias=False)
         previous = out
-    fpn = "FPN width"
-    for stage in STAGE_BLOCKS:
-        _conv(layout, f"backbone.fpn_lateral{stage}", fpn, f"res{stage} output width", 1)
+        _conv(layout, f"backbone.fpn_lateral{stage}", fpn, out, 1)
         _conv(layout, f"backbone.fpn_output{stage}", fpn, fpn, 3)
     rpn = "proposal_generator.rpn_head"
     _conv(layout, f"{rpn}.conv", fpn, fpn, 3)
@@ -81,6 +79,29 @@ def expected_layout() -> Layout:
         layout[f"roi_heads.densepose_predictor.{name}.weight"] = (head, out, 4, 4)  # ConvTranspose2d: [in, out, k, k]
         layout[f"roi_heads.densepose_predictor.{name}.bias"] = (out,)
     return layout
+
+
+def resnet50_fpn_widths(stem: int, res2: int, bottleneck: int, fpn: int, box: int, head: int) -> dict[str, int]:
+    """Concrete widths for `concrete_layout`: ResNet stages double per stage from res2 (output) and
+    `bottleneck` (res2's inner width); the DensePose decoder runs at the FPN width."""
+    widths = {"stem width": stem, "FPN width": fpn, "box head width": box, "DensePose head width": head}
+    widths |= {"decoder width": fpn, "decoder output width": fpn}
+    for index, stage in enumerate(STAGE_BLOCKS):
+        widths |= {f"res{stage} bottleneck width": bottleneck * 2**index, f"res{stage} output width": res2 * 2**index}
+    return widths
+
+
+def concrete_layout(widths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    """`expected_layout` with every width symbol replaced by its size in `widths` (same names, same order)."""
+
+    def size(dim: Dim) -> int:
+        if isinstance(dim, int):
+            return dim
+        if isinstance(dim, str):
+            return widths[dim]
+        return widths[dim[0]] * dim[1]
+
+    return {name: tuple(size(dim) for dim in dims) for name, dims in expected_layout().items()}
 
 
 def _render(dims: Sequence[Dim], widths: Mapping[str, int]) -> str:

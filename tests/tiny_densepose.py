@@ -20,61 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
+from densepose_node.checkpoint_layout import concrete_layout, resnet50_fpn_widths
+
 SEED = 2024
 STEM, RES2, WIDTH, FPN, BOX_FC, HEAD = 8, 16, 4, 16, 64, 32
-BLOCKS = {"res2": 3, "res3": 4, "res4": 6, "res5": 3}
 PERSON_LOGIT = -12.5  # background logit bias 0: only the highest-scoring proposals pass 0.05
 CLS_WEIGHT_SCALE = 0.3  # keeps the person-vs-background logits within a few units of each other
 DELTA_WEIGHT_SCALE = 0.1  # small box regressions: proposals and detections stay close to their anchors
-FINE_PARTS = 25
-
-
-def _conv_norm(shapes: dict[str, tuple[int, ...]], name: str, out: int, inp: int, kernel: int) -> None:
-    shapes[f"{name}.weight"] = (out, inp, kernel, kernel)
-    for part in ("weight", "bias", "running_mean", "running_var"):
-        shapes[f"{name}.norm.{part}"] = (out,)
-
-
-def _conv(shapes: dict[str, tuple[int, ...]], name: str, out: int, inp: int, kernel: int) -> None:
-    shapes[f"{name}.weight"] = (out, inp, kernel, kernel)
-    shapes[f"{name}.bias"] = (out,)
 
 
 def tensor_shapes() -> dict[str, tuple[int, ...]]:
     """Every tensor name of the R_50_FPN_s1x DensePose checkpoint with its tiny shape."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    _conv_norm(shapes, "backbone.bottom_up.stem.conv1", STEM, 3, 7)
-    channels, inner, out = STEM, WIDTH, RES2
-    for stage, count in BLOCKS.items():
-        for index in range(count):
-            block = f"backbone.bottom_up.{stage}.{index}"
-            _conv_norm(shapes, f"{block}.conv1", inner, channels, 1)
-            _conv_norm(shapes, f"{block}.conv2", inner, inner, 3)
-            _conv_norm(shapes, f"{block}.conv3", out, inner, 1)
-            if index == 0:
-                _conv_norm(shapes, f"{block}.shortcut", out, channels, 1)
-            channels = out
-        level = int(stage[-1])
-        _conv(shapes, f"backbone.fpn_lateral{level}", FPN, out, 1)
-        _conv(shapes, f"backbone.fpn_output{level}", FPN, FPN, 3)
-        inner, out = inner * 2, out * 2
-    _conv(shapes, "proposal_generator.rpn_head.conv", FPN, FPN, 3)
-    _conv(shapes, "proposal_generator.rpn_head.objectness_logits", 3, FPN, 1)
-    _conv(shapes, "proposal_generator.rpn_head.anchor_deltas", 12, FPN, 1)
-    for name, out_dim, in_dim in (("box_head.fc1", BOX_FC, FPN * 49), ("box_head.fc2", BOX_FC, BOX_FC),
-                                  ("box_predictor.cls_score", 2, BOX_FC), ("box_predictor.bbox_pred", 4, BOX_FC)):
-        shapes[f"roi_heads.{name}.weight"] = (out_dim, in_dim)
-        shapes[f"roi_heads.{name}.bias"] = (out_dim,)
-    for conv in ("p2.0", "p3.0", "p4.0", "p4.2", "p5.0", "p5.2", "p5.4"):
-        _conv(shapes, f"roi_heads.decoder.{conv}", FPN, FPN, 3)
-    _conv(shapes, "roi_heads.decoder.predictor", FPN, FPN, 1)
-    for index in range(1, 9):
-        _conv(shapes, f"roi_heads.densepose_head.body_conv_fcn{index}", HEAD, FPN if index == 1 else HEAD, 3)
-    for name, outputs in (("ann_index_lowres", 2), ("index_uv_lowres", FINE_PARTS),
-                          ("u_lowres", FINE_PARTS), ("v_lowres", FINE_PARTS)):
-        shapes[f"roi_heads.densepose_predictor.{name}.weight"] = (HEAD, outputs, 4, 4)  # ConvTranspose2d
-        shapes[f"roi_heads.densepose_predictor.{name}.bias"] = (outputs,)
-    return shapes
+    return concrete_layout(resnet50_fpn_widths(STEM, RES2, WIDTH, FPN, BOX_FC, HEAD))
 
 
 def draw(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

@@ -38,3 +38,31 @@ def test_host_memory_grows_only_by_the_frames(tiny_pretrained_dir: Path) -> None
         f"peak grew by {long_growth - short_growth} bytes for 48 more frames, of which "
         f"{long_output - short_output} are the returned frames"
     )
+
+
+def test_control_cache_keeps_only_frames_later_windows_need() -> None:
+    """Residuals are dropped once their last window is handed out; kept frames own their memory."""
+    import torch
+
+    from magicanimate_core.control_cache import ControlResidualCache
+
+    batches: list[torch.Tensor] = []
+
+    def compute(frames: list[int]) -> list[list[torch.Tensor]]:
+        batch = torch.tensor(frames, dtype=torch.float32)[:, None].repeat(1, 3)
+        batches.append(batch)
+        return [[batch[i], batch[i] * 2] for i in range(len(frames))]
+
+    windows = [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 0, 1]]
+    cache = ControlResidualCache(compute, windows)
+    first = cache.for_windows(windows[:1])
+    assert [level.shape for level in first] == [(1, 3, 4), (1, 3, 4)]
+    assert first[1][0, 0].tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert sorted(cache.frames) == [0, 1, 2, 3]  # 0, 1 for the wrap-around, 2, 3 for the next window
+    batch_storage = batches[0].untyped_storage().data_ptr()
+    assert all(level.untyped_storage().data_ptr() != batch_storage for f in cache.frames for level in cache.frames[f])
+    cache.for_windows(windows[1:2])
+    assert sorted(cache.frames) == [0, 1, 4, 5]
+    last = cache.for_windows(windows[2:])
+    assert cache.frames == {}
+    assert last[0][0, 0].tolist() == [4.0, 5.0, 0.0, 1.0]

@@ -25,8 +25,9 @@ import pytest
 from comfy_client import ComfyClient, PromptExecutionError, PromptInterrupted, PromptValidationError
 from comfy_server import ComfyServer, start_server
 from comfyui_setup import PACK_LINK_NAME, PACK_ROOT
-from pack_inputs import DENSEPOSE_CLIP, install
+from pack_inputs import install
 from PIL import Image
+from prompts import reference, sampler_prompt, save, video
 
 from magicanimate_core.media.video_io import read_video
 from tests.core.test_budget import black_h264
@@ -37,6 +38,7 @@ from tests.hostile_files import black_png
 # and 24.9 GB (video) more, so one that got past its check would fail at once instead of swapping.
 CAP_BYTES = 6 << 30
 BUDGET_MB = 1000
+PREFIX = "hostile/clip"
 
 CAPPED_PYTHON = """#!{python}
 import os, resource, sys
@@ -168,57 +170,8 @@ def upload(client: ComfyClient, path: Path) -> str:
     return client.upload(path)
 
 
-def reference(image: str = "reference.png", size: int = 64) -> dict:
-    return {
-        "class_type": "MagicAnimate_LoadReference",
-        "inputs": {"image": image, "fit": "pad", "width": size, "height": size},
-    }
-
-
-def video(name: str = DENSEPOSE_CLIP, cap: int = 16, skip: int = 0) -> dict:
-    return {
-        "class_type": "MagicAnimate_LoadVideo",
-        "inputs": {
-            "video": name,
-            "frame_load_cap": cap,
-            "skip_first_frames": skip,
-            "select_every_nth": 1,
-            "force_rate": 0.0,
-        },
-    }
-
-
 def careless(kind: str, frames: int = 16) -> dict:
     return {"class_type": "HostileTest_Images", "inputs": {"kind": kind, "frames": frames}}
-
-
-def save(images: list, prefix: str = "hostile/clip", format: str = "h264-mp4") -> dict:
-    return {
-        "class_type": "MagicAnimate_SaveVideo",
-        "inputs": {"images": images, "fps": 25.0, "filename_prefix": prefix, "format": format, "quality": 63},
-    }
-
-
-def animate(ref: dict, motion: dict, guidance_scale: float = 7.5, model: str = "tiny") -> dict:
-    return {
-        "1": ref,
-        "2": motion,
-        "3": {"class_type": "MagicAnimate_ModelLoader", "inputs": {"model": model, "dtype": "fp32"}},
-        "4": {
-            "class_type": "MagicAnimate_Sampler",
-            "inputs": {
-                "model": ["3", 0],
-                "reference": ["1", 0],
-                "motion": ["2", 0],
-                "seed": 1,
-                "steps": 1,
-                "guidance_scale": guidance_scale,
-                "context_frames": 16,
-                "context_overlap": 4,
-            },
-        },
-        "5": save(["4", 0]),
-    }
 
 
 def refusal(client: ComfyClient, prompt: dict, node_type: str) -> str:
@@ -234,7 +187,7 @@ def refusal(client: ComfyClient, prompt: dict, node_type: str) -> str:
 def test_huge_png_reference_is_refused_by_its_declared_size(server, client, nothing_left, tmp_path):
     name = upload(client, black_png(tmp_path / "huge_13000.png", 13000, 13000))
     assert (server.input_dir / name).stat().st_size < 30_000
-    message = refusal(client, {"1": reference(name), "2": save(["1", 0])}, "MagicAnimate_LoadReference")
+    message = refusal(client, {"1": reference(name), "2": save(["1", 0], PREFIX)}, "MagicAnimate_LoadReference")
     assert f"{name}: a 13000x13000 picture needs 2.7 GB of memory, more than the budget of 1.0 GB" in message
     assert "nothing was loaded. Downscale it to at most 7905x7905 pixels" in message
 
@@ -258,7 +211,7 @@ def test_densepose_pickle_declaring_3e9_elements_is_refused(server, client, noth
                 "colormap": "viridis",
             },
         },
-        "3": save(["2", 0]),
+        "3": save(["2", 0], PREFIX),
     }
     message = refusal(client, prompt, "MagicAnimate_VideoToDensePose")
     assert "bomb.pkl" in message and "declares shape [3000000000]" in message
@@ -268,7 +221,7 @@ def test_densepose_pickle_declaring_3e9_elements_is_refused(server, client, noth
 def test_tiny_video_holding_1000_full_hd_frames_is_refused_before_decoding(server, client, nothing_left):
     path = black_h264(server.input_dir / "black_1000.mp4", 1000, 1920, 1080)
     assert path.stat().st_size < 60_000
-    message = refusal(client, {"1": video(path.name, cap=0), "2": save(["1", 0])}, "MagicAnimate_LoadVideo")
+    message = refusal(client, {"1": video(path.name, cap=0), "2": save(["1", 0], PREFIX)}, "MagicAnimate_LoadVideo")
     assert "black_1000.mp4: 1000 frames of 1920x1080 (after the frame selection options) needs 24.9 GB" in message
     assert "At most 40 frames of 1920x1080 (24.9 MB each) fit: set frame_load_cap to 40 or less" in message
 
@@ -277,7 +230,9 @@ def test_tiny_video_holding_1000_full_hd_frames_is_refused_before_decoding(serve
 
 
 def test_nan_guidance_scale_is_refused(server, client, nothing_left):
-    message = refusal(client, animate(reference(), video(), guidance_scale=math.nan), "MagicAnimate_Sampler")
+    message = refusal(
+        client, sampler_prompt(reference(), video(), PREFIX, guidance_scale=math.nan), "MagicAnimate_Sampler"
+    )
     assert message.startswith("guidance_scale is nan, which is not a finite number; enter a finite number")
 
 
@@ -301,11 +256,13 @@ def test_nan_guidance_scale_is_refused(server, client, nothing_left):
     ],
 )
 def test_motion_outside_the_image_range_is_refused(server, client, nothing_left, kind, expected):
-    assert refusal(client, animate(reference(), careless(kind)), "MagicAnimate_Sampler") == expected
+    assert refusal(client, sampler_prompt(reference(), careless(kind), PREFIX), "MagicAnimate_Sampler") == expected
 
 
 def test_nan_frames_are_not_saved_as_a_black_video(server, client, nothing_left):
-    message = refusal(client, {"7": careless("nan_block", frames=3), "8": save(["7", 0])}, "MagicAnimate_SaveVideo")
+    message = refusal(
+        client, {"7": careless("nan_block", frames=3), "8": save(["7", 0], PREFIX)}, "MagicAnimate_SaveVideo"
+    )
     assert message.startswith(
         "images (from node 7, 'HostileTest_Images', connected to Save Video's 'images' input): 2304 of 36864 pixel "
         "values are NaN or infinite in 3 frames (the first is frame 0)"
@@ -345,7 +302,7 @@ def test_cancel_during_save_stops_it_and_removes_the_temporary_file(server, clie
 
 
 def test_empty_batch_to_save_names_the_fix(server, client, nothing_left):
-    message = refusal(client, {"1": careless("empty"), "2": save(["1", 0])}, "MagicAnimate_SaveVideo")
+    message = refusal(client, {"1": careless("empty"), "2": save(["1", 0], PREFIX)}, "MagicAnimate_SaveVideo")
     assert message.startswith("images holds no frames, so there is nothing to save: the node connected to Save Video")
     assert "check that node's inputs" in message
 
@@ -377,7 +334,7 @@ def test_broken_model_files_are_named_with_the_fix(
     name = broken_model(
         server.models_dir, tiny, f"broken-{Path(relative).parent.name}-{Path(relative).suffix[1:]}", relative, content
     )
-    message = refusal(client, animate(reference(), video(), model=name), "MagicAnimate_ModelLoader")
+    message = refusal(client, sampler_prompt(reference(), video(), PREFIX, model=name), "MagicAnimate_ModelLoader")
     assert str(server.models_dir / "magicanimate" / name / relative) in message and cause in message
     assert "download it again" in message and "verify" in message
     assert "weights_only=False" not in message and not marker.exists()
@@ -392,7 +349,7 @@ def test_zero_frame_video_is_not_told_to_lower_skip(server, client, nothing_left
         stream = out.add_stream("ffv1", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 64, "bgr0"
         out.start_encoding()
-    message = refusal(client, {"1": video(path.name), "2": save(["1", 0])}, "MagicAnimate_LoadVideo")
+    message = refusal(client, {"1": video(path.name), "2": save(["1", 0], PREFIX)}, "MagicAnimate_LoadVideo")
     assert message == (
         "No frames left in 'no_frames.avi' (0 frames at 25 fps) after skip_first_frames=0, select_every_nth=1, "
         "force_rate=0; the file holds no frame that can be decoded: re-export it (e.g. as H.264 MP4) or pick another"
@@ -401,7 +358,7 @@ def test_zero_frame_video_is_not_told_to_lower_skip(server, client, nothing_left
 
 def test_8000x8000_motion_is_fitted_not_told_to_exceed_the_maximum(server, client):
     before = files_under(server)
-    result = client.run(animate(reference(), careless("8000x8000", frames=1)), timeout=300)
+    result = client.run(sampler_prompt(reference(), careless("8000x8000", frames=1), PREFIX), timeout=300)
     written = new_files(server, before)
     assert len(written) == 1 and written[0].endswith(".mp4")
     path = server.output_dir / result.files()[0].subfolder / result.files()[0].filename
@@ -412,14 +369,16 @@ def test_8000x8000_motion_is_fitted_not_told_to_exceed_the_maximum(server, clien
 def test_non_image_renamed_png_names_the_fix(server, client, nothing_left, tmp_path):
     path = tmp_path / "not_a_picture.png"
     path.write_bytes(b"%PDF-1.4\n" + b"0" * 200)
-    message = refusal(client, {"1": reference(upload(client, path)), "2": save(["1", 0])}, "MagicAnimate_LoadReference")
+    message = refusal(
+        client, {"1": reference(upload(client, path)), "2": save(["1", 0], PREFIX)}, "MagicAnimate_LoadReference"
+    )
     assert "not_a_picture.png: not a picture PIL can read" in message
     assert "open it in an image editor and save it as PNG or JPEG" in message
 
 
 def test_nul_in_a_file_name_names_the_fix(server, client, nothing_left):
     with pytest.raises(PromptValidationError) as error:
-        client.run({"1": reference("x\0y.png"), "2": save(["1", 0])})
+        client.run({"1": reference("x\0y.png"), "2": save(["1", 0], PREFIX)})
     assert "contains a NUL character (\\0), which no file name can hold; pick a file from the list" in str(error.value)
 
 
@@ -429,7 +388,7 @@ def test_nul_in_a_file_name_names_the_fix(server, client, nothing_left):
 def test_a_good_prompt_still_succeeds_in_the_same_server(server, client):
     assert server.process.poll() is None
     before = files_under(server)
-    result = client.run(animate(reference(), video()), timeout=300)
+    result = client.run(sampler_prompt(reference(), video(), PREFIX), timeout=300)
     written = new_files(server, before)
     assert written == [f"output/hostile/{result.files()[0].filename}"]
     info, frames = read_video(server.output_dir / "hostile" / result.files()[0].filename)

@@ -8,53 +8,15 @@ from pathlib import Path
 import pytest
 from comfy_client import ComfyClient, PromptInterrupted
 from comfy_server import ComfyServer
-from pack_inputs import DENSEPOSE_CLIP, install
+from pack_inputs import install
+from prompts import reference, sampler_prompt, video
 
 STEPS = 200  # minutes of work on a CPU: finishing early proves the sampler itself stopped
 
 
 def test_interrupt_stops_the_sampler(comfy_server: ComfyServer, comfy_client: ComfyClient, sample_inputs: Path):
     install(comfy_server, sample_inputs)
-    prompt = {
-        "1": {
-            "class_type": "MagicAnimate_LoadReference",
-            "inputs": {"image": "reference.png", "fit": "pad", "width": 64, "height": 64},
-        },
-        "2": {
-            "class_type": "MagicAnimate_LoadVideo",
-            "inputs": {
-                "video": DENSEPOSE_CLIP,
-                "frame_load_cap": 0,
-                "skip_first_frames": 0,
-                "select_every_nth": 1,
-                "force_rate": 0.0,
-            },
-        },
-        "3": {"class_type": "MagicAnimate_ModelLoader", "inputs": {"model": "tiny", "dtype": "fp32"}},
-        "4": {
-            "class_type": "MagicAnimate_Sampler",
-            "inputs": {
-                "model": ["3", 0],
-                "reference": ["1", 0],
-                "motion": ["2", 0],
-                "seed": 7,
-                "steps": STEPS,
-                "guidance_scale": 7.5,
-                "context_frames": 16,
-                "context_overlap": 4,
-            },
-        },
-        "5": {
-            "class_type": "MagicAnimate_SaveVideo",
-            "inputs": {
-                "images": ["4", 0],
-                "fps": ["2", 1],
-                "filename_prefix": "interrupted/clip",
-                "format": "h264-mp4",
-                "quality": 63,
-            },
-        },
-    }
+    prompt = sampler_prompt(reference(), video(cap=0), "interrupted/clip", seed=7, steps=STEPS, fps=["2", 1])
     comfy_client.run({**prompt, "4": {**prompt["4"], "inputs": {**prompt["4"]["inputs"], "steps": 1}}})
     # the loaders' outputs are now cached: in the long run below only the sampler executes
     prompt_id, _ = comfy_client.submit(prompt)

@@ -101,13 +101,16 @@ def choose_preset(args: argparse.Namespace, device: torch.device) -> Preset:
 
 
 def approx_cases(base: Case) -> list[Case]:
-    """The output-changing options: DPM-Solver++ with 60 % of the steps, CFG on the first half, overlap 2."""
+    """The output-changing options: DPM-Solver++ with 60 % of the steps, CFG on the first half, overlap 2,
+    deep feature reuse every 2 and 3 steps."""
     fewer = max(1, round(base.steps * 0.6))
     dpmpp, early_cfg = SamplingOptions(scheduler="dpmpp"), SamplingOptions(guidance_until=0.5)
     return [
         dataclasses.replace(base, label=f"dpmpp-{fewer}", steps=fewer, options=dpmpp),
         dataclasses.replace(base, label="cfg-until-0.5", options=early_cfg),
         dataclasses.replace(base, label="overlap-2", context_overlap=2),
+        dataclasses.replace(base, label="deep-reuse-2", options=SamplingOptions(deep_feature_reuse=2)),
+        dataclasses.replace(base, label="deep-reuse-3", options=SamplingOptions(deep_feature_reuse=3)),
         dataclasses.replace(
             base,
             label="all-three",

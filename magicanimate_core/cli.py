@@ -13,7 +13,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,14 @@ def _add_sampling_arguments(animate: argparse.ArgumentParser) -> None:
         type=finite_float,
         default=1.0,
         help="fraction of the steps that use classifier-free guidance (default 1.0 = all)",
+    )
+    sampling.add_argument(
+        "--deep-feature-reuse",
+        type=int,
+        default=0,
+        metavar="N",
+        help="recompute the deep UNet features every N steps, reuse them in between (faster, changes the "
+        "result; default 0 = every step, as released)",
     )
 
 
@@ -437,12 +445,29 @@ def _motion_frames(args: argparse.Namespace, device: torch.device) -> Iterator[n
     from .media.video_io import read_video
 
     _, frames = read_video(args.motion, hold_frames=False, **frame_selection(args))  # held only once fitted
-    if not args.extract_densepose:
-        return frames
+    return _extract(args, device, frames) if args.extract_densepose else frames
+
+
+def _extract(args: argparse.Namespace, device: torch.device, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     from densepose_node.backends import load_estimator
     from densepose_node.extract import extract_densepose
 
     return extract_densepose(frames, load_estimator(args.densepose_backend, _densepose_weights(args), device))
+
+
+def _extract_on_ranks(
+    args: argparse.Namespace, share: WindowShare, name: str, device: torch.device
+) -> list[np.ndarray]:
+    """--extract-densepose under torchrun: each rank extracts a share of the frames; rank 0 gets them all."""
+    from .distributed_extract import extract_on_ranks
+    from .media.video_io import read_video
+
+    share.from_leader(lambda: ensure_models(args, name, fetch=args.download))  # the weights, for every rank
+    return extract_on_ranks(
+        share,
+        lambda: read_video(args.motion, hold_frames=False, **frame_selection(args))[1],
+        lambda frames: _extract(args, device, frames),
+    )
 
 
 def _densepose_weights(args: argparse.Namespace) -> Path:
@@ -488,8 +513,13 @@ def animate(args: argparse.Namespace) -> int:
         share.close()
 
 
-def _leader_inputs(args: argparse.Namespace, name: str, device: torch.device) -> tuple[Any, ...]:
-    """Rank 0's part: check the paths, fetch missing models, read and fit the reference, motion and noise."""
+def _leader_inputs(
+    args: argparse.Namespace, name: str, device: torch.device, extracted: list[np.ndarray] | None = None
+) -> tuple[Any, ...]:
+    """Rank 0's part: check the paths, fetch missing models, read and fit the reference, motion and noise.
+
+    `extracted`: the DensePose motion the ranks extracted together (torchrun), instead of extracting here.
+    """
     from .media.fit import fit_image
     from .media.frames import from_uint8
     from .media.images import read_image
@@ -509,7 +539,7 @@ def _leader_inputs(args: argparse.Namespace, name: str, device: torch.device) ->
     motion_fit = args.motion_fit or (args.fit if args.fit in MOTION_FITS else "stretch")
     motion_frames = [
         fit_motion(from_uint8([f]), reference.shape[1], reference.shape[0], motion_fit)[0]
-        for f in _motion_frames(args, device)
+        for f in (_motion_frames(args, device) if extracted is None else extracted)
     ]
     if not motion_frames:
         raise ValueError(f"{args.motion}: no frames left after the loading options; check --skip-first-frames")
@@ -530,7 +560,8 @@ def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch
     name = model_name(args.models_dir, args.model)
     sd15 = _single_file(args.models_dir, args.sd15_checkpoint, "checkpoints")
     vae = _single_file(args.models_dir, args.vae, "vae")
-    inputs = share.from_leader(lambda: _leader_inputs(args, name, device))
+    extracted = _extract_on_ranks(args, share, name, device) if args.extract_densepose and share.parallel else None
+    inputs = share.from_leader(lambda: _leader_inputs(args, name, device, extracted))
     reference, content, motion_fit, motion, noise = inputs
     if not share.leader:
         ensure_models(args, name, fetch=False)  # rank 0 has fetched what was missing
@@ -540,6 +571,7 @@ def _animate_on_rank(args: argparse.Namespace, share: WindowShare, device: torch
         window_weighting=WINDOW_WEIGHTINGS[args.window_weighting],
         scheduler=args.scheduler,
         guidance_until=args.guidance_until,
+        deep_feature_reuse=args.deep_feature_reuse,
     )
     pipe = MagicAnimatePipeline.from_pretrained(
         args.models_dir / "magicanimate" / name, device=device, dtype=dtype, sd15_checkpoint=sd15, vae_path=vae

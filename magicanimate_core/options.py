@@ -23,10 +23,17 @@ class SamplingOptions:
     window_weighting: str = "average"  # or "pyramid": favour window centres when fusing overlaps
     scheduler: str = "ddim"  # or "dpmpp": DPM-Solver++ (2M), good with fewer steps
     guidance_until: float = 1.0  # fraction of the steps that use classifier-free guidance
+    deep_feature_reuse: int = 0  # recompute the deep UNet features every N steps (0/1: every step, the original)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.guidance_until <= 1.0:
             raise ValueError(f"guidance_until must be in [0, 1]; got {self.guidance_until}")
+        reuse = self.deep_feature_reuse
+        if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 0:
+            raise ValueError(
+                f"deep_feature_reuse must be a whole number >= 0 (steps between full UNet runs); got {reuse!r}. "
+                "Use 0 or 1 for the original output, 2 or 3 for speed."
+            )
 
     @property
     def changed(self) -> tuple[str, ...]:

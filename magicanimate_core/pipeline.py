@@ -25,6 +25,7 @@ from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes
 from .models import MAX_FRAMES, ReferenceBank, install_plain_processors, install_readers
+from .models.unet3d import DeepFeatureReuse
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
 from .options import CHANNELS_LAST_MODELS, SamplingOptions, Speedups
 from .preprocess import padded_length
@@ -80,6 +81,7 @@ class MagicAnimatePipeline:
         self._text_embedding: torch.Tensor | None = None
         self._channels_last: frozenset[str] = frozenset()  # models converted to NHWC memory
         self._compiled_unet: nn.Module | None = None
+        self.deep_features = DeepFeatureReuse(every=1)  # set per call from `SamplingOptions.deep_feature_reuse`
 
     @classmethod
     def from_pretrained(
@@ -226,6 +228,7 @@ class MagicAnimatePipeline:
         try:
             check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)
             self._prepare(speedups)
+            self.deep_features = DeepFeatureReuse(every=options.deep_feature_reuse)
             scheduler = make_scheduler(options.scheduler)
             scheduler.set_timesteps(num_inference_steps, device=self.device)
             run = self.prepare_run(reference, motion, speedups, callback, num_inference_steps)
@@ -262,6 +265,7 @@ class MagicAnimatePipeline:
         finally:
             self.reference_state.bank = None
             self.reference_state.cond_rows = None
+            self.deep_features = DeepFeatureReuse(every=1)  # frees the kept deep features
         if not share.leader:
             return torch.empty((0, height, width, 3))
         with self._on_device(self.models.vae, speedups.offload):
@@ -410,7 +414,8 @@ class MagicAnimatePipeline:
         rows_per_block = (sample.shape[0] * cfg_copies // len(cond)) * frames
         self.reference_state.cond_rows = torch.tensor(cond, device=self.device).repeat_interleave(rows_per_block)
         unet = self._compiled_unet if speedups.compile else self.models.unet
-        return unet(sample, t, text, down, mid, cfg_copies=cfg_copies).float()
+        deep = self.deep_features.slot(t, (cond, cfg_copies, tuple(sample.shape)))
+        return unet(sample, t, text, down, mid, cfg_copies=cfg_copies, deep=deep).float()
 
     @staticmethod
     def check_inputs(

@@ -107,6 +107,17 @@ class MagicAnimate_SamplerOptions:
                         "clips. Empty = ComfyUI's device only.",
                     },
                 ),
+                "deep_feature_reuse": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 10,
+                        "tooltip": "Speed, changes the result: recompute the deep UNet features every N steps and "
+                        "reuse them in between (DeepCache-style; 0 or 1 = every step, as released; 2 = fewer full "
+                        "UNet runs).",
+                    },
+                ),
             },
         }
 
@@ -121,6 +132,7 @@ class MagicAnimate_SamplerOptions:
         decode_batch_size: int,
         keep_model_loaded: bool,
         devices: str = "",
+        deep_feature_reuse: int = 0,
     ) -> tuple[SamplerSettings]:
         if window_weighting not in WINDOW_WEIGHTINGS:
             raise ValueError(f"unknown window_weighting {window_weighting!r}; choose {', '.join(WINDOW_WEIGHTINGS)}")
@@ -129,6 +141,7 @@ class MagicAnimate_SamplerOptions:
             window_weighting=WINDOW_WEIGHTINGS[window_weighting],
             scheduler=scheduler,
             guidance_until=guidance_until,
+            deep_feature_reuse=deep_feature_reuse,
         )
         changes: dict = {"sequential_cfg": sequential_cfg, "offload": offload}
         if decode_batch_size:

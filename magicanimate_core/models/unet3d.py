@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -102,8 +103,13 @@ class UNet3DConditionModel(nn.Module):
         down_residuals: list[torch.Tensor] | None = None,
         mid_residual: torch.Tensor | None = None,
         cfg_copies: int = 1,
+        deep: DeepFeatureSlot | None = None,
     ) -> torch.Tensor:
         """`sample` `(b, c, f, h, w)`, `text` `(b or 1, tokens, dim)`; residuals are 5-D like the skips.
+
+        `deep` (DeepCache-style reuse): when it holds `cached` deep features, only `conv_in`, the first
+        down block and the last up block run, on those features; otherwise the whole UNet runs and the
+        features entering the last up block are left in `deep.kept`.
 
         Inside, the video is a batch of frames `((b f), c, h, w)` in the memory format of `conv_in`'s
         weight (channels-last when the module was converted), so no block moves it between layouts.
@@ -121,12 +127,16 @@ class UNet3DConditionModel(nn.Module):
 
         hidden = self.conv_in(frames_to_batch(sample).contiguous(memory_format=memory_format))
         skips = [hidden]
-        for block in self.down_blocks:
+        reuse = deep is not None and deep.cached is not None
+        for block in self.down_blocks[:1] if reuse else self.down_blocks:
             hidden, block_skips = block(hidden, temb, text_rows, num_frames)
             skips.extend(block_skips)
+        if reuse:  # only the skips the last up block reads (ControlNet's deeper residuals go unused)
+            skips = skips[: len(self.up_blocks[-1].resnets)]
         if down_residuals is not None:
-            skips = [add_video(skip, residual) for skip, residual in zip(skips, down_residuals, strict=True)]
-        hidden = self.mid_block.enter(hidden, temb, num_frames)
+            skips = [add_video(skip, residual) for skip, residual in zip(skips, down_residuals, strict=not reuse)]
+        if not reuse:
+            hidden = self.mid_block.enter(hidden, temb, num_frames)
 
         if cfg_copies > 1:
             hidden = repeat_rows(hidden, cfg_copies)
@@ -136,14 +146,62 @@ class UNet3DConditionModel(nn.Module):
             if mid_residual is not None:
                 mid_residual = mid_residual.repeat(cfg_copies, 1, 1, 1, 1)
 
-        hidden = self.mid_block.finish(hidden, temb, text_rows, num_frames)
-        if mid_residual is not None:
-            hidden = add_video(hidden, mid_residual)
-
-        for block in self.up_blocks:
+        if reuse:
+            hidden = deep.cached
+            up_blocks = self.up_blocks[-1:]
+        else:
+            hidden = self.mid_block.finish(hidden, temb, text_rows, num_frames)
+            if mid_residual is not None:
+                hidden = add_video(hidden, mid_residual)
+            up_blocks = self.up_blocks
+        for block in up_blocks:
+            if deep is not None and block is self.up_blocks[-1]:
+                deep.kept = hidden
             block_skips = [skips.pop() for _ in block.resnets][::-1]
             upsample_size = skips[-1].shape[-2:] if skips else None
             hidden = block(hidden, block_skips, temb, text_rows, num_frames, upsample_size)
 
         hidden = group_norm_silu_over_frames(hidden, num_frames, self.conv_norm_out)
         return batch_to_frames(self.conv_out(hidden), num_frames)
+
+
+@dataclass
+class DeepFeatureSlot:
+    """One UNet call's deep features (the input of the last up block): `cached` to reuse, or `kept` once computed."""
+
+    cached: torch.Tensor | None = None
+    kept: torch.Tensor | None = None
+
+
+@dataclass
+class DeepFeatureReuse:
+    """Deep features of one sampling call, recomputed every `every` steps (DeepCache-style; <= 1: every step).
+
+    A step is recognised by its timestep. Within a step the UNet calls are keyed by their order and
+    layout (guidance rows, sample shape), so each context window group reuses its own features; a call
+    with no matching features from the last full step runs in full. Features are stored in the model
+    dtype and dropped when the next full step starts. Size per window: halves x frames x C x h x w
+    elements, e.g. SD1.5 at 512x512 with guidance: 2 x 16 x 640 x 64 x 64 x 2 bytes = 168 MB in fp16.
+    """
+
+    every: int
+    _timestep: float | None = None
+    _step: int = -1
+    _call: int = 0
+    _slots: dict[tuple[Any, ...], DeepFeatureSlot] = field(default_factory=dict)
+
+    def slot(self, timestep: torch.Tensor, layout: tuple[Any, ...]) -> DeepFeatureSlot | None:
+        """The slot for the next UNet call at `timestep` with `layout`; None when reuse is off."""
+        if self.every <= 1:
+            return None
+        if float(timestep) != self._timestep:
+            self._timestep, self._step, self._call = float(timestep), self._step + 1, 0
+            if self._step % self.every == 0:
+                self._slots.clear()
+        key = (self._call, *layout)
+        self._call += 1
+        previous = self._slots.get(key)
+        if self._step % self.every != 0 and previous is not None and previous.kept is not None:
+            return DeepFeatureSlot(cached=previous.kept)
+        self._slots[key] = DeepFeatureSlot()
+        return self._slots[key]

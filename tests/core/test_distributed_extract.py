@@ -67,3 +67,13 @@ def test_more_ranks_than_frames_do_not_hang(models, tmp_path) -> None:
     assert three.returncode == 0, three.stderr
     assert [p.name for p in out.iterdir()] == ["animated.mkv"]
     assert "(2 frames at 25 fps, 3 ranks)" in three.stderr
+
+
+@pytest.mark.slow
+def test_missing_densepose_weights_end_both_ranks_with_rank_0s_message(models, tmp_path) -> None:
+    (models / "densepose" / "model_final_162be9.pkl").unlink()
+    result, out = animate(2, models, tmp_path / "two", frames=2)
+    assert result.returncode != 0
+    assert result.stderr.count("error: rank 0 of 2 failed: ") == 2, result.stderr  # printed by both ranks
+    assert "model_final_162be9" in result.stderr
+    assert list(out.iterdir()) == []

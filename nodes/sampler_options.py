@@ -31,9 +31,9 @@ class SamplerSettings:
 class MagicAnimate_SamplerOptions:
     DESCRIPTION = (
         "Optional settings for 'MagicAnimate Sampler'. The defaults reproduce the original exactly. scheduler, "
-        "window_weighting, closed_loop and guidance_until change the result; sequential_cfg, offload and "
-        "decode_batch_size only trade speed for GPU memory (the result stays the same); devices shares the work "
-        "between several GPUs (the result stays the same)."
+        "window_weighting, closed_loop, guidance_until and deep_feature_reuse change the result; sequential_cfg, "
+        "offload and decode_batch_size only trade speed for GPU memory (the result stays the same); devices shares "
+        "the work between several GPUs (the result stays the same)."
     )
     CATEGORY = "MagicAnimate"
     FUNCTION = "build"

@@ -85,10 +85,17 @@ class RunShape:
         return math.ceil((self.padded - self.context_frames) / stride) + 1
 
 
-def ours(shape: RunShape, speedups: Speedups, options: SamplingOptions, cached_kv: bool = True) -> float:
-    """FLOPs this pack's pipeline runs (the CLIP embedding is computed once per pipeline and not counted).
+COMPONENTS = ("text_encoder", "vae_encode", "appearance_encoder", "controlnet", "unet", "vae_decode")
 
-    `cached_kv=False`: the reference tokens are projected on every UNet call (`exact_off.uncached_reference`).
+
+def ours_breakdown(
+    shape: RunShape, speedups: Speedups, options: SamplingOptions, cached_kv: bool = True
+) -> dict[str, float]:
+    """FLOPs this pack's pipeline runs, per component (keys: `COMPONENTS`).
+
+    The CLIP embedding is computed once per pipeline and not counted (text_encoder 0). The reference tokens'
+    K/V projections count under unet. `cached_kv=False`: they are projected on every UNet call
+    (`exact_off.uncached_reference`).
     """
     s, c = shape.scale, shape.window
     windows = shape.windows(options.closed_loop)
@@ -101,17 +108,78 @@ def ours(shape: RunShape, speedups: Speedups, options: SamplingOptions, cached_k
     ) + c * READ_ATTENTION.at(s)
     plain_window = c * (unet3d + READ_ATTENTION.at(s))
     projections_per_step = 1 if cached_kv else calls
-    per_step = (
-        APPEARANCE_TRUNCATED.at(s) + shape.padded * CONTROLNET.at(s) + projections_per_step * READ_PROJECTION.at(s)
-    )
     unet = guided * windows * guided_window + (shape.steps - guided) * windows * plain_window
-    return shape.steps * per_step + unet + VAE_ENCODE.at(s) + shape.frames * VAE_DECODE.at(s)
+    return {
+        "text_encoder": 0.0,
+        "vae_encode": VAE_ENCODE.at(s),
+        "appearance_encoder": shape.steps * APPEARANCE_TRUNCATED.at(s),
+        "controlnet": shape.steps * shape.padded * CONTROLNET.at(s),
+        "unet": unet + shape.steps * projections_per_step * READ_PROJECTION.at(s),
+        "vae_decode": shape.frames * VAE_DECODE.at(s),
+    }
 
 
-def reference(shape: RunShape) -> float:
-    """FLOPs of the original MagicAnimate at the same size, frames, steps and overlap (§12.4's model)."""
+def ours(shape: RunShape, speedups: Speedups, options: SamplingOptions, cached_kv: bool = True) -> float:
+    """Total FLOPs this pack's pipeline runs (the sum of `ours_breakdown`)."""
+    return sum(ours_breakdown(shape, speedups, options, cached_kv).values())
+
+
+def reference_breakdown(shape: RunShape) -> dict[str, float]:
+    """FLOPs of the original MagicAnimate per component, same size, frames, steps and overlap (§12.4's model).
+
+    The original decodes the padded frames, runs its appearance encoder at batch 2 through the whole UNet2D and
+    encodes the prompt twice (conditional and empty).
+    """
     s, c = shape.scale, shape.window
     row = UNET2D.at(s) + MOTION.at(s) + READ_PROJECTION.at(s) + READ_ATTENTION.at(s)
     window = 2 * c * row + c * PLAIN_RECOMPUTE.at(s)
-    per_step = 2 * UNET2D.at(s) + shape.padded * CONTROLNET.at(s) + shape.windows() * window
-    return shape.steps * per_step + VAE_ENCODE.at(s) + shape.padded * VAE_DECODE.at(s) + 2 * CLIP_TEXT.at(s)
+    return {
+        "text_encoder": 2 * CLIP_TEXT.at(s),
+        "vae_encode": VAE_ENCODE.at(s),
+        "appearance_encoder": shape.steps * 2 * UNET2D.at(s),
+        "controlnet": shape.steps * shape.padded * CONTROLNET.at(s),
+        "unet": shape.steps * shape.windows() * window,
+        "vae_decode": shape.padded * VAE_DECODE.at(s),
+    }
+
+
+def reference(shape: RunShape) -> float:
+    """Total FLOPs of the original MagicAnimate (the sum of `reference_breakdown`)."""
+    return sum(reference_breakdown(shape).values())
+
+
+def table(shape: RunShape) -> str:
+    """GFLOP per output frame per component, ours (default speed-ups and options) next to the original's."""
+    mine = ours_breakdown(shape, Speedups(), SamplingOptions())
+    theirs = reference_breakdown(shape)
+    lines = [
+        f"{shape.height}x{shape.width}, {shape.frames} frames, {shape.steps} steps, guidance {shape.guidance_scale}: "
+        "GFLOP per output frame",
+        f"{'component':<20} {'ours':>10} {'original':>10} {'orig/ours':>10}",
+    ]
+    for name in (*COMPONENTS, "total"):
+        a = sum(mine.values()) if name == "total" else mine[name]
+        b = sum(theirs.values()) if name == "total" else theirs[name]
+        ratio = f"{b / a:>10.2f}" if a else f"{'-':>10}"
+        lines.append(f"{name:<20} {a / shape.frames / GIGA:>10.1f} {b / shape.frames / GIGA:>10.1f} {ratio}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.flops`: the per-component FLOP table at the given size, frame counts and steps."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Analytic FLOPs per component, this pack next to the original.")
+    parser.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--frames", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance-scale", type=float, default=7.5)
+    args = parser.parse_args(argv)
+    for frames in args.frames:
+        print(table(RunShape(*args.size, frames, args.steps, guidance_scale=args.guidance_scale)))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,9 @@ alternation (`--rounds` times), wall and process seconds; `--profile` adds torch
 call. The checkpoints are the ones `../shared/perf/original_env.sh` builds (`--ckpt`, default
 `$PERF_CACHE/small_checkpoints/pretrained_models`). On a machine other jobs load, compare the formats'
 ratios, not the absolute seconds (OpenMP threads spin while descheduled, so process time inflates too).
+Each job's FLOPs are counted once, outside the timed loop, with `torch.utils.flop_counter.FlopCounterMode`
+(matmul, convolution and SDPA FLOPs only, not elementwise work such as norms and activations), and printed as
+GFLOP and achieved GFLOP/s (over min wall seconds) per memory format.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from magicanimate_core.options import CHANNELS_LAST_MODELS
 from magicanimate_core.pipeline import MagicAnimatePipeline
@@ -60,6 +64,13 @@ def jobs(pipe: MagicAnimatePipeline, frames: int) -> dict[str, Callable[[], obje
     }
 
 
+def count_flops(job: Callable[[], object]) -> int:
+    """FLOPs of one call of `job` as FlopCounterMode counts them (matmul/conv/SDPA, not elementwise work)."""
+    with FlopCounterMode(display=False) as counter:
+        job()
+    return counter.get_total_flops()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", type=Path, default=PERF_CACHE / "small_checkpoints" / "pretrained_models")
@@ -76,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with torch.no_grad():
         work = jobs(pipe, args.frames)
+        counted = {name: count_flops(job) for name, job in work.items()}
         for _ in range(args.rounds):
             for fmt_name, fmt in FORMATS.items():
                 for name in CHANNELS_LAST_MODELS:
@@ -94,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             ratio = best["channels_last"][0] / best["contiguous"][0]
             cells = " ".join(f"{best[f][0]:>8.2f} ({best[f][1]:>6.2f})" for f in FORMATS)
             print(f"{name:<20} {cells} {ratio:>10.2f}")
+        print("\nFLOPs counted once with FlopCounterMode (matmul/conv/SDPA only, not elementwise work); GFLOP/s over")
+        print("min wall seconds")
+        print(f"{'model':<20} {'GFLOP':>10} {'contiguous':>12} {'channels_last':>14}")
+        for name in work:
+            rates = [counted[name] / 1e9 / min(w for w, _ in times[name, f]) for f in FORMATS]
+            print(f"{name:<20} {counted[name] / 1e9:>10.2f} {rates[0]:>12.2f} {rates[1]:>14.2f}")
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 

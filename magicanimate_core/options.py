@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, fields
 import torch
 
 CHANNELS_LAST_MODELS = ("unet", "controlnet", "vae", "appearance_encoder")
-# CPU: the VAE only. NHWC decodes a 256x256 frame in 0.85 s instead of 0.96 (bench/RESULTS.md); the UNet,
-# ControlNet and appearance encoder measured no clear gain on CPU and stay contiguous.
-CPU_CHANNELS_LAST: frozenset[str] = frozenset({"vae"})
+# CPU: where NHWC measured faster on a quiet machine (`python -m bench.components_small --rounds 3`, bench/RESULTS.md):
+# VAE 0.88x, ControlNet 0.87x, UNet 0.95x the contiguous time; the appearance encoder (1.05x) stays contiguous.
+CPU_CHANNELS_LAST: frozenset[str] = frozenset({"unet", "controlnet", "vae"})
 
 # user-facing window weighting names (nodes, CLI) -> SamplingOptions.window_weighting
 WINDOW_WEIGHTINGS = {"uniform": "average", "pyramid": "pyramid"}

@@ -22,7 +22,6 @@ class ControlResidualCache:
 
     def __init__(self, compute: ComputeResiduals, windows: list[list[int]]) -> None:
         self.compute = compute
-        self.last_use = {frame: i for i, window in enumerate(windows) for frame in window}
         self.uses_left = Counter(frame for window in windows for frame in window)
         self.frames: dict[int, list[torch.Tensor]] = {}
 
@@ -43,8 +42,3 @@ class ControlResidualCache:
             elif frame in needed:  # own memory, not a view that keeps the whole batch alive
                 self.frames[frame] = [level.clone() for level in self.frames[frame]]
         return stacked
-
-    def release(self, window_index: int) -> None:
-        """Forget the frames whose last window was `window_index`."""
-        for frame in [f for f, last in self.last_use.items() if last == window_index]:
-            self.frames.pop(frame, None)

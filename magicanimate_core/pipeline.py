@@ -334,7 +334,6 @@ class MagicAnimatePipeline:
             # caller divides by the plan's per-frame weight totals once every window has been added.
             for position, w in enumerate(group):
                 sums[:, :, windows[w]] += eps[position] * plan.weights
-                controls.release(w)
             done += len(group)
             if run.callback is not None:
                 run.callback(StepInfo(step, run.num_steps, done, len(windows)))

@@ -24,7 +24,7 @@ from .control_cache import ComputeResiduals, ControlResidualCache
 from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes
-from .models import MAX_FRAMES, ReferenceBank, install_plain_processors, install_readers
+from .models import MAX_FRAMES, ReferenceBank, install_fast_paths, install_plain_processors, install_readers
 from .models.unet3d import DeepFeatureReuse
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
 from .options import CHANNELS_LAST_MODELS, SamplingOptions, Speedups
@@ -77,6 +77,8 @@ class MagicAnimatePipeline:
         self.models = models
         self.reference_state = install_readers(models.unet)
         install_plain_processors(models.controlnet)  # its text rows are one broadcast embedding
+        for model in (models.vae, models.controlnet, models.appearance_encoder):
+            install_fast_paths(model)  # the UNet3D installs its own
         self.execution_device = models.unet.conv_in.weight.device
         self._text_embedding: torch.Tensor | None = None
         self._channels_last: frozenset[str] = frozenset()  # models converted to NHWC memory

@@ -11,6 +11,7 @@ from torch import nn
 
 from .blocks3d import DownBlock3D, MidBlock3D, UpBlock3D
 from .frames import add_video, batch_to_frames, frames_to_batch, group_norm_silu_over_frames, repeat_rows
+from .fast_paths import install_fast_paths
 from .reference_attention import install_plain_processors
 
 
@@ -83,6 +84,7 @@ class UNet3DConditionModel(nn.Module):
         self.conv_norm_out = nn.GroupNorm(groups, channels[0], eps=eps)  # joint over frames, then SiLU
         self.conv_out = nn.Conv2d(channels[0], config["out_channels"], kernel_size=3, padding=1)
         install_plain_processors(self)
+        install_fast_paths(self)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -1,0 +1,184 @@
+"""Exact fast paths for diffusers' own 2D blocks (VAE, ControlNet, appearance encoder, the UNet's upsamplers).
+
+`install_fast_paths(model)` re-classes every eligible diffusers module of `model` to a subclass whose
+`forward` does the same arithmetic with less work; parameters, buffers and state-dict names are untouched,
+and a module outside a fast path's assumptions keeps diffusers' `forward`.
+
+- `PhaseUpsample2D`: nearest 2x upsampling followed by a 3x3 convolution is four 2x2 convolutions on the
+  small image (one per output pixel phase, kernels summed from the 3x3 taps that read the same source
+  pixel): 16 taps per 2x2 output block instead of 36, and no upsampled copy of the input.
+- `FastResnetBlock2D`: SiLU in place, the time embedding and the shortcut added in place, and no division
+  by an `output_scale_factor` of 1 (each of those is a full pass over the activations in diffusers).
+- `ChunkedFeedForward`, `ChunkedConditioningEmbedding`: on the CPU, where peak resident memory is the
+  budget, the feed-forward (per token) and the ControlNet's full-resolution conditioning embedding (per
+  frame) run in slices of at most `CPU_CHUNK_ELEMENTS` intermediate values, so their largest temporaries
+  stop growing with the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention import FeedForward
+from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.upsampling import Upsample2D
+from torch import nn
+
+CPU_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of fp32 per slice: large enough for full-speed GEMMs and convolutions
+
+
+def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """`(O, I, 3, 3)` taps -> `(4 O, I, 2, 2)`: the kernel of each output phase (row parity, column parity).
+
+    On a 2x nearest-upsampled image, an even output row reads source rows (i-1, i, i) through kernel rows
+    (0, 1, 2) and an odd one reads (i, i, i+1): so the phase-0 kernel rows are (w0, w1 + w2) and the
+    phase-1 rows (w0 + w1, w2); the same holds for columns.
+    """
+    def fold(w: torch.Tensor, dim: int, phase: int) -> torch.Tensor:
+        first, middle, last = w.unbind(dim)
+        pair = (first, middle + last) if phase == 0 else (first + middle, last)
+        return torch.stack(pair, dim)
+
+    return torch.cat([fold(fold(weight, 2, row), 3, col) for row in (0, 1) for col in (0, 1)])
+
+
+def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """`conv(F.interpolate(images, scale_factor=2, mode="nearest"))` for a 3x3, stride-1, padding-1 `conv`.
+
+    One 2x2 convolution with the four phase kernels stacked on its output channels (padding 1 gives
+    `(h+1, w+1)` positions; phase (a, c) reads the window starting at (a, c)), then the phases are
+    interleaved into the output in the input's memory format.
+    """
+    rows, _, height, width = images.shape
+    channels_last = not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    kernels = _phase_kernels(conv.weight).contiguous(memory_format=memory_format)
+    bias = None if conv.bias is None else conv.bias.repeat(4)
+    phases = F.conv2d(images, kernels, bias, padding=1).unflatten(1, (2, 2, conv.out_channels))
+    out = torch.empty(
+        rows, conv.out_channels, 2 * height, 2 * width,
+        dtype=phases.dtype, device=phases.device, memory_format=memory_format,
+    )
+    interleaved = out.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # (n, c, h, 2, w, 2), a view
+    for a in (0, 1):
+        for c in (0, 1):
+            interleaved[:, :, :, a, :, c] = phases[:, a, c, :, a : a + height, c : c + width]
+    return out
+
+
+class PhaseUpsample2D(Upsample2D):
+    """`Upsample2D` (nearest 2x, then 3x3 conv) computed by `nearest2x_conv3x3`."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        conv = getattr(module, "conv", None)
+        return (
+            type(module) is Upsample2D
+            and module.norm is None
+            and module.interpolate
+            and not module.use_conv_transpose
+            and module.use_conv
+            and module.name == "conv"
+            and isinstance(conv, nn.Conv2d)
+            and conv.kernel_size == (3, 3)
+            and conv.stride == (1, 1)
+            and conv.padding == (1, 1)
+            and conv.dilation == (1, 1)
+            and conv.groups == 1
+            and conv.padding_mode == "zeros"
+        )
+
+    def forward(self, hidden_states: torch.Tensor, output_size: tuple[int, int] | None = None, *args, **kwargs):
+        height, width = hidden_states.shape[-2:]
+        if output_size is not None and tuple(output_size) != (2 * height, 2 * width):
+            return super().forward(hidden_states, output_size, *args, **kwargs)
+        return nearest2x_conv3x3(hidden_states, self.conv)
+
+
+class FastResnetBlock2D(ResnetBlock2D):
+    """`ResnetBlock2D` without diffusers' out-of-place passes (inference; not the scale-shift time embedding)."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return (
+            type(module) is ResnetBlock2D
+            and module.upsample is None
+            and module.downsample is None
+            and module.time_embedding_norm != "scale_shift"
+            and module.output_scale_factor == 1.0
+            and isinstance(module.nonlinearity, nn.SiLU)
+            and isinstance(module.norm1, nn.GroupNorm)
+            and isinstance(module.norm2, nn.GroupNorm)
+        )
+
+    def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, *args, **kwargs) -> torch.Tensor:
+        if self.training:
+            return super().forward(input_tensor, temb, *args, **kwargs)
+        hidden = self.conv1(F.silu(self.norm1(input_tensor), inplace=True))
+        if temb is not None and self.time_embedding_norm == "default":  # other norms ignore `temb` here
+            if self.time_emb_proj is not None:
+                temb = self.time_emb_proj(temb if self.skip_time_act else F.silu(temb))[:, :, None, None]
+            hidden += temb
+        hidden = self.conv2(F.silu(self.norm2(hidden), inplace=True))
+        hidden += input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
+        return hidden
+
+
+class ChunkedFeedForward(FeedForward):
+    """`FeedForward`, on the CPU in slices of tokens whose widest intermediate fits `CPU_CHUNK_ELEMENTS`."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return type(module) is FeedForward and isinstance(module.net[-1], nn.Linear)
+
+    def _widest(self) -> int:
+        return max(m.out_features for m in self.modules() if isinstance(m, nn.Linear))
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        per_slice = max(1, CPU_CHUNK_ELEMENTS // self._widest())
+        tokens = hidden_states.shape[:-1].numel()
+        if hidden_states.device.type != "cpu" or tokens <= per_slice:
+            return super().forward(hidden_states, *args, **kwargs)
+        flat = hidden_states.reshape(tokens, hidden_states.shape[-1])
+        out = flat.new_empty(tokens, self.net[-1].out_features)
+        for start in range(0, tokens, per_slice):
+            out[start : start + per_slice] = super().forward(flat[start : start + per_slice])
+        return out.view(*hidden_states.shape[:-1], out.shape[-1])
+
+
+class ChunkedConditioningEmbedding(ControlNetConditioningEmbedding):
+    """ControlNet's conditioning embedding, on the CPU a few frames at a time (it is per frame)."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return type(module) is ControlNetConditioningEmbedding
+
+    def forward(self, conditioning: torch.Tensor) -> torch.Tensor:
+        frames = conditioning.shape[0]
+        per_frame = self.conv_in.out_channels * conditioning.shape[-2:].numel()
+        per_slice = max(1, CPU_CHUNK_ELEMENTS // per_frame)
+        if conditioning.device.type != "cpu" or frames <= per_slice:
+            return super().forward(conditioning)
+        embed = super().forward
+        return torch.cat([embed(conditioning[i : i + per_slice]) for i in range(0, frames, per_slice)])
+
+
+FAST_PATHS: tuple[type[nn.Module], ...] = (
+    PhaseUpsample2D,
+    FastResnetBlock2D,
+    ChunkedFeedForward,
+    ChunkedConditioningEmbedding,
+)
+
+
+def install_fast_paths(model: nn.Module) -> int:
+    """Re-class every module of `model` that a fast path applies to; returns how many were changed."""
+    changed = 0
+    for module in model.modules():
+        for fast in FAST_PATHS:
+            if fast.applies_to(module):
+                module.__class__ = fast
+                changed += 1
+                break
+    return changed

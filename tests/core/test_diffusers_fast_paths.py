@@ -1,0 +1,151 @@
+"""Fast paths for diffusers' own blocks compute what diffusers computes, and load weights once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, ControlNetModel
+from diffusers.models.attention import FeedForward
+from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.upsampling import Upsample2D
+
+from magicanimate_core.loading import load_models
+from magicanimate_core.models import fast_paths
+from magicanimate_core.models.fast_paths import (
+    ChunkedConditioningEmbedding,
+    ChunkedFeedForward,
+    FastResnetBlock2D,
+    PhaseUpsample2D,
+    install_fast_paths,
+    nearest2x_conv3x3,
+)
+from tests.tiny_checkpoints import CONTROLNET_CONFIG, randomize
+
+FORMATS = [torch.contiguous_format, torch.channels_last]
+
+
+def _plain_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """The same module with diffusers' forward everywhere (the fast classes subclass diffusers')."""
+    for sub in module.modules():
+        if type(sub) in fast_paths.FAST_PATHS:
+            sub.__class__ = type(sub).__base__
+    return module
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_phase_convolution_equals_upsample_then_conv(memory_format, bias: bool) -> None:
+    conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=1).to(memory_format=memory_format)
+    images = torch.randn(3, 24, 5, 7).contiguous(memory_format=memory_format)
+    with torch.no_grad():
+        expected = conv(F.interpolate(images, scale_factor=2.0, mode="nearest"))
+        out = nearest2x_conv3x3(images, conv)
+    assert out.shape == (3, 16, 10, 14)
+    assert out.is_contiguous(memory_format=memory_format)
+    assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_phase_upsampler_falls_back_for_other_sizes_and_keeps_state_dict_names() -> None:
+    upsampler = randomize(Upsample2D(8, use_conv=True, out_channels=8), seed=2)
+    names = list(upsampler.state_dict())
+    images = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        plain_odd, plain_even = upsampler(images, (9, 11)), upsampler(images)
+        assert install_fast_paths(upsampler) == 1
+        assert type(upsampler) is PhaseUpsample2D and list(upsampler.state_dict()) == names
+        assert torch.equal(upsampler(images, (9, 11)), plain_odd)  # not 2x: diffusers' own path
+        assert (upsampler(images, (10, 10)) - plain_even).abs().max() < 1e-5
+    transposed = Upsample2D(8, use_conv_transpose=True, out_channels=8)
+    assert install_fast_paths(transposed) == 0 and type(transposed) is Upsample2D
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "temb_channels", "norm"),
+    [(16, 16, 12, "default"), (16, 32, 12, "default"), (16, 32, None, "group")],
+)
+def test_fast_resnet_is_bitwise_diffusers(memory_format, in_channels, out_channels, temb_channels, norm) -> None:
+    block = ResnetBlock2D(
+        in_channels=in_channels, out_channels=out_channels, temb_channels=temb_channels, groups=8,
+        time_embedding_norm=norm,
+    )
+    block = randomize(block, seed=3).eval().to(memory_format=memory_format)
+    images = torch.randn(2, in_channels, 6, 6).contiguous(memory_format=memory_format)
+    temb = None if temb_channels is None else torch.randn(2, temb_channels)
+    with torch.no_grad():
+        expected = block(images, temb)
+        assert install_fast_paths(block) == 1 and type(block) is FastResnetBlock2D
+        out = block(images, temb)
+    assert torch.equal(out, expected)
+
+
+def test_resnet_outside_the_fast_path_keeps_diffusers_forward() -> None:
+    scale_shift = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, time_embedding_norm="scale_shift")
+    rescaled = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, output_scale_factor=2.0)
+    downsampling = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, down=True)
+    for block in (scale_shift, rescaled, downsampling):
+        assert install_fast_paths(block) == 0 and type(block) is ResnetBlock2D
+
+
+def _count_calls(module: torch.nn.Module) -> list[int]:
+    calls = [0]
+    module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_feed_forward_runs_in_slices_on_the_cpu_with_the_same_result(monkeypatch) -> None:
+    ff = randomize(FeedForward(16, activation_fn="geglu"), seed=4)  # widest intermediate: 2 x 64
+    tokens = torch.randn(6, 50, 16)
+    with torch.no_grad():
+        expected = ff(tokens)
+        install_fast_paths(ff)
+        assert type(ff) is ChunkedFeedForward
+        calls = _count_calls(ff.net[0])
+        monkeypatch.setattr(fast_paths, "CPU_CHUNK_ELEMENTS", 128 * 70)  # 70 tokens a slice: 5 slices
+        out = ff(tokens)
+    assert calls[0] == 5
+    assert out.shape == expected.shape
+    assert torch.allclose(out, expected, rtol=0, atol=1e-6)
+
+
+def test_conditioning_embedding_runs_a_few_frames_at_a_time_with_the_same_result(monkeypatch) -> None:
+    embedding = randomize(ControlNetConditioningEmbedding(32, block_out_channels=(8, 16)), seed=5)
+    frames = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():
+        expected = embedding(frames)
+        install_fast_paths(embedding)
+        assert type(embedding) is ChunkedConditioningEmbedding
+        calls = _count_calls(embedding.conv_in)
+        monkeypatch.setattr(fast_paths, "CPU_CHUNK_ELEMENTS", 8 * 16 * 16 * 2)  # two frames a slice
+        out = embedding(frames)
+    assert calls[0] == 3
+    assert torch.allclose(out, expected, rtol=0, atol=1e-6)
+
+
+def test_installed_controlnet_and_vae_match_diffusers(tiny_pretrained_dir: Path) -> None:
+    controlnet = randomize(ControlNetModel.from_config(CONTROLNET_CONFIG), seed=6).eval()
+    vae = load_models(tiny_pretrained_dir).vae.eval()
+    sample, control = torch.randn(2, 4, 8, 8), torch.rand(2, 3, 64, 64)
+    text = torch.randn(2, 7, CONTROLNET_CONFIG["cross_attention_dim"])
+    with torch.no_grad():
+        assert install_fast_paths(controlnet) > 0 and install_fast_paths(vae) > 0
+        fast = controlnet(sample, 10, text, control, return_dict=False), vae.decode(sample).sample
+        _plain_copy(controlnet), _plain_copy(vae)
+        plain = controlnet(sample, 10, text, control, return_dict=False), vae.decode(sample).sample
+    for got, want in zip([*fast[0][0], fast[0][1]], [*plain[0][0], plain[0][1]], strict=True):
+        assert torch.equal(got, want)  # ControlNet: no upsampler, so bitwise
+    assert (fast[1] - plain[1]).abs().max() < 1e-5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_loaded_weights_do_not_keep_their_files_mapped(tiny_pretrained_dir: Path) -> None:
+    models = load_models(tiny_pretrained_dir)
+    mapped = Path("/proc/self/maps").read_text()
+    for folder in ("sd-vae-ft-mse", "MagicAnimate/densepose_controlnet", "MagicAnimate/appearance_encoder"):
+        assert str((tiny_pretrained_dir / folder).resolve()) not in mapped, folder
+    assert models.vae is not None

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
+import diffusers
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from torch import nn
@@ -45,6 +48,10 @@ WEIGHT_NAMES = (
     "pytorch_model.bin",
 )
 VAE_DIR = Path("sd-vae-ft-mse")
+# diffusers >= 0.33 memory-maps safetensors weights; once the memory-format switch copies the convolution
+# weights, the file pages they were read from stay resident beside the copies (about the VAE's and the
+# ControlNet's whole files). Reading the file into memory instead keeps one copy of every weight.
+DIFFUSERS_READ_WHOLE_FILE = {"disable_mmap": True} if Version(diffusers.__version__) >= Version("0.33") else {}
 
 
 class MissingModelFilesError(FileNotFoundError):
@@ -187,7 +194,7 @@ def load_diffusers_folder(
     model_class: type, folder: Path, dtype: torch.dtype, allowed_unexpected: Iterable[str] = ()
 ) -> Any:
     """`from_pretrained` on a local folder with strict accounting of the loading report."""
-    extra = {} if model_class is CLIPTextModel else {"low_cpu_mem_usage": False}
+    extra = {} if model_class is CLIPTextModel else {"low_cpu_mem_usage": False, **DIFFUSERS_READ_WHOLE_FILE}
     read_config(folder / "config.json")
     try:
         model, info = model_class.from_pretrained(

@@ -64,6 +64,13 @@ def test_phase_upsampler_falls_back_for_other_sizes_and_keeps_state_dict_names()
     assert install_fast_paths(transposed) == 0 and type(transposed) is Upsample2D
 
 
+def test_phase_upsampler_is_cpu_only(monkeypatch) -> None:
+    upsampler = Upsample2D(8, use_conv=True, out_channels=8).to("meta")
+    install_fast_paths(upsampler)
+    monkeypatch.setattr(fast_paths, "nearest2x_conv3x3", lambda *_: pytest.fail("phase path off the CPU"))
+    assert upsampler(torch.empty(2, 8, 5, 5, device="meta")).shape == (2, 8, 10, 10)
+
+
 @pytest.mark.parametrize("memory_format", FORMATS)
 @pytest.mark.parametrize(
     ("in_channels", "out_channels", "temb_channels", "norm"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .options import Speedups
+from .context import uniform_windows
+from .options import SamplingOptions, Speedups
+from .preprocess import padded_length
 
 # Rough per-row activation peak of one SD1.5 UNet3D row at 64x64 latents with memory-efficient attention
 # (skips kept for the up path ~7 M elements, GEGLU intermediate ~10 M, ResNet temporaries): an estimate,
@@ -21,15 +23,36 @@ def estimate_device_bytes(
     dtype: torch.dtype,
     speedups: Speedups,
     guidance: bool = True,
+    kept_feature_rows: int = 0,
+    kept_feature_channels: int = 0,
 ) -> int:
-    """Resident weights plus the larger of one UNet call's and one VAE decode call's activations."""
+    """Resident weights plus the larger of one UNet call's and one VAE decode call's activations.
+
+    With deep feature reuse, the features kept from a full step to the next (`kept_feature_rows` rows of
+    `kept_feature_channels` channels at latent size, every window of a step) live beside the UNet's work.
+    """
     element = torch.finfo(dtype).bits // 8
-    area = (height // 8) * (width // 8) / 4096
+    latent_area = (height // 8) * (width // 8)
+    area = latent_area / 4096
     halves = 2 if guidance and not speedups.sequential_cfg else 1
     rows = halves * context_frames * speedups.windows_per_call
-    unet = rows * UNET_ELEMENTS_PER_ROW_64 * area * element
+    kept = kept_feature_rows * kept_feature_channels * latent_area * element
+    unet = rows * UNET_ELEMENTS_PER_ROW_64 * area * element + kept
     vae = speedups.decode_batch_size * VAE_ELEMENTS_PER_FRAME_512 * area * element
     return int(weight_bytes + max(unet, vae))
+
+
+def kept_feature_rows(num_frames: int, context_frames: int, context_overlap: int, options: SamplingOptions) -> int:
+    """UNet rows whose deep features live from one full step to the next (`deep_feature_reuse` > 1).
+
+    Every window of a step keeps its own, for both guidance halves: 2 x context_frames x windows.
+    """
+    if options.deep_feature_reuse <= 1:
+        return 0
+    windows = uniform_windows(
+        padded_length(num_frames), context_frames, context_overlap, closed_loop=options.closed_loop
+    )
+    return 2 * context_frames * len(windows)
 
 
 def check_fits(estimate: int, device: torch.device) -> None:
@@ -41,6 +64,8 @@ def check_fits(estimate: int, device: torch.device) -> None:
         raise MemoryError(
             f"this run needs about {estimate / 2**30:.1f} GiB on {device} but {free / 2**30:.1f} GiB are free. "
             "Levers: dtype fp16/bf16; decode_batch_size=1; windows_per_call=1; sequential_cfg=True (guidance "
-            "halves one after the other); offload=True (each model on the GPU only while it runs); a smaller "
+            "halves one after the other); offload=True (each model on the GPU only while it runs); "
+            "deep_feature_reuse=0 (no features kept between steps); a smaller "
             "size (e.g. 384x384) or context_frames=12."
         )
+

@@ -23,7 +23,7 @@ from .context import WindowPlan
 from .control_cache import ComputeResiduals, ControlResidualCache
 from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
-from .memory import check_fits, estimate_device_bytes
+from .memory import check_fits, estimate_device_bytes, kept_feature_rows
 from .models import MAX_FRAMES, ReferenceBank, install_fast_paths, install_plain_processors, install_readers
 from .models.unet3d import DeepFeatureReuse
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
@@ -179,8 +179,10 @@ class MagicAnimatePipeline:
             frames[start : start + len(images)] = images.float().cpu()
         return frames
 
-    def estimate_device_bytes(self, height: int, width: int, context_frames: int, speedups: Speedups) -> int:
-        """Device memory one run at this size needs, roughly (see `memory.py`)."""
+    def estimate_device_bytes(
+        self, height: int, width: int, context_frames: int, speedups: Speedups, kept_feature_rows: int = 0
+    ) -> int:
+        """Device memory one run at this size needs, roughly (see `memory.py`; `kept_feature_rows` there)."""
 
         def weight_bytes(module: nn.Module) -> int:
             return sum(p.numel() * p.element_size() for p in module.parameters())
@@ -191,7 +193,16 @@ class MagicAnimatePipeline:
             resident = sum(
                 weight_bytes(m) for m in self.models.modules() if next(m.parameters()).device != self.execution_device
             )
-        return estimate_device_bytes(resident, height, width, context_frames, self.dtype, speedups)
+        return estimate_device_bytes(
+            resident,
+            height,
+            width,
+            context_frames,
+            self.dtype,
+            speedups,
+            kept_feature_rows=kept_feature_rows,
+            kept_feature_channels=self.models.unet.deep_feature_channels,
+        )
 
     # ---- the sampler --------------------------------------------------------------------------
 
@@ -228,7 +239,9 @@ class MagicAnimatePipeline:
         reference = self.check_inputs(reference, motion, noise, num_inference_steps, context_frames, context_overlap)
         height, width = motion.shape[1], motion.shape[2]
         try:
-            check_fits(self.estimate_device_bytes(height, width, context_frames, speedups), self.execution_device)
+            kept_rows = kept_feature_rows(motion.shape[0], context_frames, context_overlap, options)
+            needed = self.estimate_device_bytes(height, width, context_frames, speedups, kept_rows)
+            check_fits(needed, self.execution_device)
             self._prepare(speedups)
             self.deep_features = DeepFeatureReuse(every=options.deep_feature_reuse)
             scheduler = make_scheduler(options.scheduler)

@@ -9,7 +9,7 @@ import torch
 from ..magicanimate_core.local_devices import animate_on_devices, pipelines_for, release_copies
 from ..magicanimate_core.media.frames import check_image_range
 from ..magicanimate_core.media.motion_fit import MOTION_FITS, fit_motion
-from ..magicanimate_core.memory import estimate_device_bytes
+from ..magicanimate_core.memory import estimate_device_bytes, kept_feature_rows
 from ..magicanimate_core.validation import check_finite
 from . import comfy_adapter as comfy
 from .preview import step_preview
@@ -32,21 +32,30 @@ def check_inputs(reference: torch.Tensor) -> None:
         )
 
 
-def preflight(model: MagicAnimatePipeline, height: int, width: int, context_frames: int, speedups: Speedups) -> int:
+def preflight(
+    model: MagicAnimatePipeline,
+    height: int,
+    width: int,
+    context_frames: int,
+    speedups: Speedups,
+    kept_rows: int = 0,
+) -> int:
     """Check device memory before any weight moves (letting ComfyUI unload other models first).
 
-    Returns the bytes the run needs beside the weights; MemoryError naming the node inputs that lower it.
+    `kept_rows`: see `kept_feature_rows` (deep feature reuse; counted in the total). Returns the bytes one
+    UNet or VAE call needs beside the weights; MemoryError naming the node inputs that lower it.
     """
     device = comfy.torch_device()
     activations = estimate_device_bytes(0, height, width, context_frames, model.dtype, speedups)
-    needed = model.estimate_device_bytes(height, width, context_frames, speedups)
+    needed = model.estimate_device_bytes(height, width, context_frames, speedups, kept_rows)
     free = comfy.free_memory(needed, device, keep=model)
     if free is not None and needed > free:
         raise MemoryError(
             f"this run needs about {needed / 2**30:.1f} GiB on {device} but {free / 2**30:.1f} GiB are free. "
             "Lower it with 'MagicAnimate Sampler Options' connected to the sampler's options input: "
             "sequential_cfg=true, offload=true, decode_batch_size=1; or with the sampler's context_frames "
-            "(e.g. 12), the loader's dtype fp16, or a smaller Load Reference width/height (e.g. 384)."
+            "(e.g. 12), the loader's dtype fp16, or a smaller Load Reference width/height (e.g. 384)"
+            + ("; deep_feature_reuse=0 keeps no features between steps." if kept_rows else ".")
         )
     return activations
 
@@ -161,7 +170,8 @@ class MagicAnimate_Sampler:
         motion = fit_motion(motion, width, height, motion_fit)
         settings = options or SamplerSettings()
         speedups = settings.speedups(comfy.torch_device())
-        activations = preflight(model, height, width, context_frames, speedups)
+        kept_rows = kept_feature_rows(motion.shape[0], context_frames, context_overlap, settings.sampling)
+        activations = preflight(model, height, width, context_frames, speedups, kept_rows)
         progress, previewer = comfy.progress_bar(steps), comfy.latent_previewer()
 
         def on_call(info: StepInfo) -> None:

@@ -90,6 +90,11 @@ class UNet3DConditionModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.conv_in.weight.dtype
 
+    @property
+    def deep_feature_channels(self) -> int:
+        """Channels of the features that deep feature reuse keeps: the input of the last up block."""
+        return self.config["block_out_channels"][1]
+
     @staticmethod
     def _text_rows(text: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
         """The text embedding per frame row; one shared embedding stays a broadcast view (projected once)."""

@@ -57,6 +57,19 @@ def test_memory_estimate_grows_with_the_work() -> None:
     assert memory.estimate_device_bytes(0, 512, 512, 16, torch.float16, Speedups(decode_batch_size=16)) > base
 
 
+def test_memory_estimate_counts_the_features_deep_feature_reuse_keeps() -> None:
+    reuse = SamplingOptions(deep_feature_reuse=2)
+    assert memory.kept_feature_rows(64, 16, 4, SamplingOptions()) == 0
+    assert memory.kept_feature_rows(64, 16, 4, reuse) == 2 * 16 * 6  # closed loop: windows start every 12 frames
+    assert memory.kept_feature_rows(20, 16, 4, reuse) == 2 * 16 * 3  # 20 frames are denoised as 32
+    speedups = Speedups(decode_batch_size=1)
+    base = memory.estimate_device_bytes(0, 512, 512, 16, torch.float16, speedups)
+    kept = memory.estimate_device_bytes(
+        0, 512, 512, 16, torch.float16, speedups, kept_feature_rows=192, kept_feature_channels=640
+    )
+    assert kept - base == 192 * 640 * 64 * 64 * 2  # SD1.5 at 512x512, 64 frames: about 1 GB in fp16
+
+
 def test_a_run_that_cannot_fit_says_so_first(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 2**34))
     with pytest.raises(

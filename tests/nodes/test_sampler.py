@@ -50,7 +50,8 @@ class FakePipeline:
         self.kwargs: dict = {}
         self.motion: torch.Tensor | None = None
 
-    def estimate_device_bytes(self, height, width, context_frames, speedups) -> int:
+    def estimate_device_bytes(self, height, width, context_frames, speedups, kept_feature_rows=0) -> int:
+        self.kept_feature_rows = kept_feature_rows
         return 2**30
 
     def to(self, device):
@@ -153,6 +154,16 @@ def test_out_of_memory_preflight_runs_before_any_weight_moves(comfy, nodes, pack
     with pytest.raises(MemoryError, match="1.0 GiB.*sequential_cfg=true, offload=true, decode_batch_size=1"):
         run(nodes, pipeline, torch.rand(1, 16, 16, 3), torch.rand(2, 16, 16, 3))
     assert asked == [2**30] and pipeline.devices == [] and pipeline.kwargs == {}
+
+
+def test_preflight_counts_the_features_deep_feature_reuse_keeps(comfy, nodes, pack, monkeypatch):
+    adapter = importlib.import_module(f"{pack.__name__}.nodes.comfy_adapter")
+    monkeypatch.setattr(adapter, "free_memory", lambda needed, device, keep=None: 2**20)
+    (options,) = nodes["MagicAnimate_SamplerOptions"]().build("ddim", "uniform", True, 1.0, False, False, 1, True, "", 2)
+    pipeline = FakePipeline()
+    with pytest.raises(MemoryError, match="deep_feature_reuse=0"):
+        run(nodes, pipeline, torch.rand(1, 16, 16, 3), torch.rand(20, 16, 16, 3), options=options)
+    assert pipeline.kept_feature_rows == 2 * 16 * 3  # 20 frames run as 32: three closed-loop windows
 
 
 def test_context_frames_are_capped_at_24(nodes):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from magicanimate_core.memory import return_freed_host_memory
+
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 M_MMAP_THRESHOLD = -3
@@ -47,9 +49,7 @@ class PeakMemory:
 
     def start(self) -> None:
         gc.collect()
-        libc = _libc()
-        if libc is not None:
-            libc.malloc_trim(0)
+        return_freed_host_memory()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import sys
+from collections.abc import Callable
+
 import torch
 
 from .context import uniform_windows
@@ -69,3 +74,21 @@ def check_fits(estimate: int, device: torch.device) -> None:
             "size (e.g. 384x384) or context_frames=12."
         )
 
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)  # glibc only (musl has none)
+    except OSError:
+        return None
+
+
+def return_freed_host_memory() -> None:
+    """Hand the heap memory a CPU run freed back to the OS (glibc `malloc_trim`), as `torch.cuda.empty_cache`
+    does for CUDA: otherwise the heap keeps it resident after the run, and the next run's peak starts from it.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

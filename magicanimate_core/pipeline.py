@@ -23,7 +23,7 @@ from .context import WindowPlan
 from .control_cache import ComputeResiduals, ControlResidualCache
 from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
-from .memory import check_fits, estimate_device_bytes, kept_feature_rows
+from .memory import check_fits, estimate_device_bytes, kept_feature_rows, return_freed_host_memory
 from .models import MAX_FRAMES, ReferenceBank, install_fast_paths, install_plain_processors, install_readers
 from .models.unet3d import DeepFeatureReuse
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
@@ -284,7 +284,10 @@ class MagicAnimatePipeline:
         if not share.leader:
             return torch.empty((0, height, width, 3))
         with self._on_device(self.models.vae, speedups.offload):
-            return self.decode(latents, run.num_frames, speedups.decode_batch_size)
+            frames = self.decode(latents, run.num_frames, speedups.decode_batch_size)
+        if self.device.type == "cpu":
+            return_freed_host_memory()
+        return frames
 
     # ---- phases of a call -----------------------------------------------------------------------
 

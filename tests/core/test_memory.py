@@ -7,6 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
+from magicanimate_core import memory
+from magicanimate_core import pipeline as pipeline_module
+
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 256
 LATENT_FRAME_BYTES = 4 * (SIZE // 8) ** 2 * 4
@@ -66,3 +72,26 @@ def test_control_cache_keeps_only_frames_later_windows_need() -> None:
     last = cache.for_windows(windows[2:])
     assert cache.frames == {}
     assert last[0][0, 0].tolist() == [4.0, 5.0, 0.0, 1.0]
+
+
+def _resident_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(memory._malloc_trim() is None, reason="needs glibc's malloc_trim (Linux)")
+def test_freed_heap_memory_goes_back_to_the_os() -> None:
+    chunks = [torch.ones(16 * 1024) for _ in range(2048)]  # 128 MiB in 64 KiB tensors: heap, not mmap
+    del chunks[:-1]  # the last one pins the top of the heap, so only a trim can release the rest
+    before = _resident_bytes()
+    memory.return_freed_host_memory()
+    assert before - _resident_bytes() > 64 * 2**20
+
+
+def test_a_cpu_run_returns_its_freed_memory(tiny_pipeline, case_a, monkeypatch) -> None:
+    trims = []
+    monkeypatch.setattr(pipeline_module, "return_freed_host_memory", lambda: trims.append(1))
+    tiny_pipeline(case_a.reference, case_a.motion, noise=case_a.noise, num_inference_steps=1)
+    assert trims == [1]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from densepose_node.checkpoint_layout import expected_layout
+from densepose_node.checkpoint_layout import concrete_layout, resnet50_fpn_widths
 from densepose_node.weights import (
     WEIGHTS_FILENAME,
     WEIGHTS_LICENSE,
@@ -254,17 +254,9 @@ def test_declared_bytes_must_match_the_data(tmp_path):
 def test_the_released_model_layout_has_335_tensors():
     """With the released widths the layout adds up to the published file: 255,709,320 bytes of float32 data
     in the 255,757,821-byte pickle (the rest is names and pickle framing)."""
-    widths = {"stem width": 64, "FPN width": 256, "box head width": 1024, "decoder width": 256}
-    widths |= {"decoder output width": 256, "DensePose head width": 512}
-    for stage, (inner, out) in {2: (64, 256), 3: (128, 512), 4: (256, 1024), 5: (512, 2048)}.items():
-        widths |= {f"res{stage} bottleneck width": inner, f"res{stage} output width": out}
-    layout = expected_layout()
-
-    def size(dim):
-        return dim if isinstance(dim, int) else widths[dim] if isinstance(dim, str) else widths[dim[0]] * dim[1]
-
+    layout = concrete_layout(resnet50_fpn_widths(stem=64, res2=256, bottleneck=64, fpn=256, box=1024, head=512))
     assert len(layout) == 335
-    assert sum(4 * math.prod(size(d) for d in dims) for dims in layout.values()) == 255_709_320
+    assert sum(4 * math.prod(dims) for dims in layout.values()) == 255_709_320
 
 
 @pytest.mark.parametrize("protocol", [2, 4])

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.version import Version
-
 import diffusers
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from packaging.version import Version
 from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 

@@ -36,6 +36,7 @@ def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     (0, 1, 2) and an odd one reads (i, i, i+1): so the phase-0 kernel rows are (w0, w1 + w2) and the
     phase-1 rows (w0 + w1, w2); the same holds for columns.
     """
+
     def fold(w: torch.Tensor, dim: int, phase: int) -> torch.Tensor:
         first, middle, last = w.unbind(dim)
         pair = (first, middle + last) if phase == 0 else (first + middle, last)
@@ -58,8 +59,13 @@ def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     bias = None if conv.bias is None else conv.bias.repeat(4)
     phases = F.conv2d(images, kernels, bias, padding=1).unflatten(1, (2, 2, conv.out_channels))
     out = torch.empty(
-        rows, conv.out_channels, 2 * height, 2 * width,
-        dtype=phases.dtype, device=phases.device, memory_format=memory_format,
+        rows,
+        conv.out_channels,
+        2 * height,
+        2 * width,
+        dtype=phases.dtype,
+        device=phases.device,
+        memory_format=memory_format,
     )
     interleaved = out.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # (n, c, h, 2, w, 2), a view
     for a in (0, 1):

@@ -10,8 +10,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
 from .blocks3d import DownBlock3D, MidBlock3D, UpBlock3D
-from .frames import add_video, batch_to_frames, frames_to_batch, group_norm_silu_over_frames, repeat_rows
 from .fast_paths import install_fast_paths
+from .frames import add_video, batch_to_frames, frames_to_batch, group_norm_silu_over_frames, repeat_rows
 from .reference_attention import install_plain_processors
 
 

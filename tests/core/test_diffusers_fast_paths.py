@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, ControlNetModel
+from diffusers import ControlNetModel
 from diffusers.models.attention import FeedForward
 from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
 from diffusers.models.resnet import ResnetBlock2D
@@ -78,7 +78,10 @@ def test_phase_upsampler_is_cpu_only(monkeypatch) -> None:
 )
 def test_fast_resnet_is_bitwise_diffusers(memory_format, in_channels, out_channels, temb_channels, norm) -> None:
     block = ResnetBlock2D(
-        in_channels=in_channels, out_channels=out_channels, temb_channels=temb_channels, groups=8,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        temb_channels=temb_channels,
+        groups=8,
         time_embedding_norm=norm,
     )
     block = randomize(block, seed=3).eval().to(memory_format=memory_format)

@@ -159,7 +159,8 @@ def test_out_of_memory_preflight_runs_before_any_weight_moves(comfy, nodes, pack
 def test_preflight_counts_the_features_deep_feature_reuse_keeps(comfy, nodes, pack, monkeypatch):
     adapter = importlib.import_module(f"{pack.__name__}.nodes.comfy_adapter")
     monkeypatch.setattr(adapter, "free_memory", lambda needed, device, keep=None: 2**20)
-    (options,) = nodes["MagicAnimate_SamplerOptions"]().build("ddim", "uniform", True, 1.0, False, False, 1, True, "", 2)
+    build = nodes["MagicAnimate_SamplerOptions"]().build
+    (options,) = build("ddim", "uniform", True, 1.0, False, False, 1, True, "", 2)
     pipeline = FakePipeline()
     with pytest.raises(MemoryError, match="deep_feature_reuse=0"):
         run(nodes, pipeline, torch.rand(1, 16, 16, 3), torch.rand(20, 16, 16, 3), options=options)

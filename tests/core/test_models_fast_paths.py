@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 
+from magicanimate_core.models import reference_attention
 from magicanimate_core.models.frames import (
     add_video,
     batch_to_frames,
@@ -16,6 +17,8 @@ from magicanimate_core.models.frames import (
 )
 from magicanimate_core.models.motion_module import MotionModule
 from magicanimate_core.models.reference_attention import (
+    CPU_PAD_MIN_KEYS,
+    CPU_PADDED_HEAD_DIM,
     PlainAttnProcessor,
     ReferenceBank,
     ReferenceReadProcessor,
@@ -123,3 +126,24 @@ def test_plain_processor_matches_diffusers_and_projects_broadcast_text_once() ->
     assert calls[0] == 1, "a broadcast context is projected once"
     assert (out - expected).abs().max() < 1e-6
     assert (self_out - self_expected).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("keys", [CPU_PAD_MIN_KEYS, 77])
+def test_plain_processor_pads_narrow_heads_only_where_it_is_faster(keys: int, monkeypatch) -> None:
+    """Heads narrower than 16 run at width 16 on CPU with many keys; the output is diffusers' own."""
+    torch.manual_seed(0)
+    attn = Attention(query_dim=32, cross_attention_dim=24, heads=4, dim_head=8)
+    hidden, context = torch.randn(2, 40, 32), torch.randn(2, keys, 24)
+    with torch.no_grad():
+        expected = attn.double()(hidden.double(), encoder_hidden_states=context.double())
+        attn.float().set_processor(PlainAttnProcessor())
+        widths = []
+        sdpa = F.scaled_dot_product_attention
+        monkeypatch.setattr(
+            reference_attention.F,
+            "scaled_dot_product_attention",
+            lambda q, *a, **k: widths.append(q.shape[-1]) or sdpa(q, *a, **k),
+        )
+        out = attn(hidden, encoder_hidden_states=context)
+    assert widths == [CPU_PADDED_HEAD_DIM if keys >= CPU_PAD_MIN_KEYS else 8]
+    assert (out.double() - expected).abs().max() < 1e-6

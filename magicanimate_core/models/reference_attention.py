@@ -87,11 +87,8 @@ def _attention(attn: Attention, query: torch.Tensor, key: torch.Tensor, value: t
             heads = F.pad(heads, (0, kernel_head_dim - head_dim))
         return heads.transpose(1, 2)
 
-    if kernel_head_dim == head_dim:
-        out = F.scaled_dot_product_attention(split(query), split(key), split(value))
-    else:
-        scale = head_dim**-0.5
-        out = F.scaled_dot_product_attention(split(query), split(key), split(value), scale=scale)[..., :head_dim]
+    padded = {} if kernel_head_dim == head_dim else {"scale": head_dim**-0.5}  # SDPA's default scale is 1/sqrt(width)
+    out = F.scaled_dot_product_attention(split(query), split(key), split(value), **padded)[..., :head_dim]
     out = out.transpose(1, 2).reshape(rows, -1, dim)
     return attn.to_out[1](attn.to_out[0](out))
 

@@ -50,6 +50,17 @@ def test_group_norm_over_frames_matches_5d_group_norm(memory_format) -> None:
 
 
 @pytest.mark.parametrize("memory_format", FORMATS)
+def test_group_norm_over_frames_keeps_precision_when_the_mean_dwarfs_the_spread(memory_format) -> None:
+    # The CPU's native channels-last kernel alone (variance as E[x^2] - E[x]^2) is off by more than 1 here.
+    video = (torch.randn(2, 64, 16, 32, 32) * 0.1 + 30).double()
+    norm = _randomise(torch.nn.GroupNorm(32, 64, eps=1e-5))
+    expected = F.silu(norm.double()(video))
+    frames = frames_to_batch(video.float()).contiguous(memory_format=memory_format)
+    out = group_norm_silu_over_frames(frames, 16, norm.float())
+    assert (batch_to_frames(out, 16).double() - expected).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
 def test_resnet_frames_path_matches_video_path(memory_format) -> None:
     block = _randomise(ResnetBlock3D(32, 64, temb_channels=16, groups=8))
     video, temb = torch.randn(2, 32, 4, 8, 8), torch.randn(2, 16)

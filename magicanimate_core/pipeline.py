@@ -20,7 +20,12 @@ from diffusers import SchedulerMixin
 from torch import nn
 
 from .context import WindowPlan
-from .control_cache import ComputeResiduals, ControlResidualCache
+from .control_cache import (
+    CPU_CONDITIONING_CACHE_BYTES,
+    ComputeResiduals,
+    ConditioningEmbeddings,
+    ControlResidualCache,
+)
 from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
 from .memory import check_fits, estimate_device_bytes, kept_feature_rows, return_freed_host_memory
@@ -64,6 +69,7 @@ class _Run:
     speedups: Speedups
     callback: Callable[[StepInfo], None] | None
     num_steps: int
+    embeddings: ConditioningEmbeddings | None  # ControlNet's, kept across steps (CPU), else None
 
     @property
     def num_frames(self) -> int:
@@ -305,7 +311,11 @@ class MagicAnimatePipeline:
         with self._on_device(self.models.vae, speedups.offload):
             reference_latent = self.encode_reference(reference)
         num_padded = padded_length(motion.shape[0], NOISE_FRAMES)
-        return _Run(motion, num_padded, text, reference_latent, speedups, callback, num_steps)
+        controlnet = self.models.controlnet
+        embeddings = None
+        if self.device.type == "cpu" and ConditioningEmbeddings.applies_to(controlnet):
+            embeddings = ConditioningEmbeddings(controlnet, CPU_CONDITIONING_CACHE_BYTES)
+        return _Run(motion, num_padded, text, reference_latent, speedups, callback, num_steps, embeddings)
 
     def prepare_latents(
         self, noise: torch.Tensor | None, seed: int, height: int, width: int, num_padded: int, scheduler: SchedulerMixin
@@ -372,18 +382,25 @@ class MagicAnimatePipeline:
         """ControlNet on the given frames of `latents` at `t`: per frame, 12 down residuals then mid."""
         num_frames = run.motion.shape[0]
 
+        def images(index: list[int]) -> torch.Tensor:
+            return run.motion[index].permute(0, 3, 1, 2).to(self.device, self.dtype)
+
         def compute(frames: list[int]) -> list[list[torch.Tensor]]:
             index = [min(f, num_frames - 1) for f in frames]  # edge padding by the last frame
-            cond = run.motion[index].permute(0, 3, 1, 2).to(self.device, self.dtype)
+            if run.embeddings is None:
+                cond, given = images(index), contextlib.nullcontext()
+            else:
+                cond, given = run.embeddings(index, images), run.embeddings.passed_to_controlnet()
             sample = latents[0, :, frames].permute(1, 0, 2, 3).to(self.dtype)
-            down, mid = self.models.controlnet(
-                sample,
-                t,
-                encoder_hidden_states=run.text.expand(len(frames), -1, -1),
-                controlnet_cond=cond,
-                conditioning_scale=1.0,
-                return_dict=False,
-            )
+            with given:
+                down, mid = self.models.controlnet(
+                    sample,
+                    t,
+                    encoder_hidden_states=run.text.expand(len(frames), -1, -1),
+                    controlnet_cond=cond,
+                    conditioning_scale=1.0,
+                    return_dict=False,
+                )
             levels = [*down, mid]
             return [[level[i] for level in levels] for i in range(len(frames))]
 

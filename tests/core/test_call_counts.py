@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.counters import CallCounter
+from magicanimate_core.control_cache import ConditioningEmbeddings
 from magicanimate_core.pipeline import MagicAnimatePipeline, Speedups, StepInfo
 
 STEPS = 2
@@ -57,3 +58,28 @@ def test_calls_per_step(
     assert calls.rows["vae"] == frames  # only the kept frames are decoded, once each
     assert calls.calls["vae"] == math.ceil(frames / speedups.decode_batch_size)
     assert video.shape[0] == frames
+
+
+def test_conditioning_is_embedded_once_per_motion_frame_and_call(tiny_pipeline, case_a, case_b, monkeypatch):
+    """On the CPU, ControlNet's conditioning embedding runs at the first step only, once per distinct motion
+    frame (the padding repeats the last one), and the video is bitwise the one ControlNet gives when it
+    embeds every padded frame itself at every step."""
+    embedded_rows: list[int] = []
+    embedding = tiny_pipeline.models.controlnet.controlnet_cond_embedding
+    hook = embedding.register_forward_hook(lambda module, args, out: embedded_rows.append(args[0].shape[0]))
+
+    def animate() -> torch.Tensor:
+        return tiny_pipeline(case_a.reference, case_b.motion, noise=case_a.noise, num_inference_steps=STEPS)
+
+    try:
+        kept = animate()
+        rows_kept = sum(embedded_rows)
+        embedded_rows.clear()
+        monkeypatch.setattr(ConditioningEmbeddings, "applies_to", staticmethod(lambda controlnet: False))
+        recomputed = animate()
+    finally:
+        hook.remove()
+    assert case_b.motion.shape[0] == 20
+    assert rows_kept == 20
+    assert sum(embedded_rows) == 32 * STEPS
+    assert torch.equal(kept, recomputed)

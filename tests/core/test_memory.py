@@ -74,6 +74,42 @@ def test_control_cache_keeps_only_frames_later_windows_need() -> None:
     assert last[0][0, 0].tolist() == [4.0, 5.0, 0.0, 1.0]
 
 
+def test_conditioning_embeddings_stay_within_their_byte_cap() -> None:
+    """Batches are kept while they fit the cap; frames past it are embedded again on every use."""
+    import torch
+    from torch import nn
+
+    from magicanimate_core.control_cache import ConditioningEmbeddings
+
+    class Doubling(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[int] = []
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            self.rows.append(images.shape[0])
+            return images * 2
+
+    controlnet = nn.Module()
+    controlnet.controlnet_cond_embedding = Doubling()
+    frame_bytes = 3 * 4  # one float32 image of 3 values
+    embeddings = ConditioningEmbeddings(controlnet, max_bytes=4 * frame_bytes)
+
+    def images(index: list[int]) -> torch.Tensor:
+        return torch.tensor(index, dtype=torch.float32)[:, None].repeat(1, 3)
+
+    for _ in range(2):  # two steps
+        first = embeddings([0, 1, 2, 3], images)
+        second = embeddings([2, 3, 4, 5, 5], images)  # frames 4, 5 do not fit any more
+    assert first[:, 0].tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert second[:, 0].tolist() == [4.0, 6.0, 8.0, 10.0, 10.0]
+    assert controlnet.controlnet_cond_embedding.rows == [4, 2, 2]  # frame 5 embedded once per use
+    assert embeddings.kept_bytes == 4 * frame_bytes
+    with embeddings.passed_to_controlnet():
+        assert isinstance(controlnet.controlnet_cond_embedding, nn.Identity)
+    assert isinstance(controlnet.controlnet_cond_embedding, Doubling)
+
+
 def _resident_bytes() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

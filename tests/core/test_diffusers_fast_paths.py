@@ -20,6 +20,7 @@ from magicanimate_core.models.fast_paths import (
     ChunkedConditioningEmbedding,
     ChunkedFeedForward,
     FastResnetBlock2D,
+    OneDnnLinear,
     PhaseUpsample2D,
     install_fast_paths,
     nearest2x_conv3x3,
@@ -76,7 +77,10 @@ def test_phase_upsampler_is_cpu_only(monkeypatch) -> None:
     ("in_channels", "out_channels", "temb_channels", "norm"),
     [(16, 16, 12, "default"), (16, 32, 12, "default"), (16, 32, None, "group")],
 )
-def test_fast_resnet_is_bitwise_diffusers(memory_format, in_channels, out_channels, temb_channels, norm) -> None:
+def test_fast_resnet_is_bitwise_diffusers(
+    monkeypatch, memory_format, in_channels, out_channels, temb_channels, norm
+) -> None:
+    monkeypatch.setattr(fast_paths, "onednn_gemm_preferred", lambda: False)  # the time embedding's linear as MKL's
     block = ResnetBlock2D(
         in_channels=in_channels,
         out_channels=out_channels,
@@ -89,7 +93,8 @@ def test_fast_resnet_is_bitwise_diffusers(memory_format, in_channels, out_channe
     temb = None if temb_channels is None else torch.randn(2, temb_channels)
     with torch.no_grad():
         expected = block(images, temb)
-        assert install_fast_paths(block) == 1 and type(block) is FastResnetBlock2D
+        assert install_fast_paths(block) == 1 + (temb_channels is not None)  # the block and its linear
+        assert type(block) is FastResnetBlock2D
         out = block(images, temb)
     assert torch.equal(out, expected)
 
@@ -99,7 +104,8 @@ def test_resnet_outside_the_fast_path_keeps_diffusers_forward() -> None:
     rescaled = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, output_scale_factor=2.0)
     downsampling = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, down=True)
     for block in (scale_shift, rescaled, downsampling):
-        assert install_fast_paths(block) == 0 and type(block) is ResnetBlock2D
+        assert install_fast_paths(block) == 1 and type(block) is ResnetBlock2D  # only its time embedding's linear
+        assert type(block.time_emb_proj) is OneDnnLinear
 
 
 def _count_calls(module: torch.nn.Module) -> list[int]:
@@ -137,6 +143,32 @@ def test_conditioning_embedding_runs_a_few_frames_at_a_time_with_the_same_result
     assert torch.allclose(out, expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("rows", [(7,), (3, 50), "transposed"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_as_a_onednn_convolution_equals_linear(monkeypatch, rows, bias: bool) -> None:
+    linear = randomize(torch.nn.Linear(16, 24, bias=bias), seed=7)
+    tokens = torch.randn(16, 9).t() if rows == "transposed" else torch.randn(*rows, 16)
+    convolutions: list[tuple[int, ...]] = []
+    conv2d = F.conv2d
+
+    def recorded(images, *args, **kwargs):
+        convolutions.append(tuple(images.shape))
+        return conv2d(images, *args, **kwargs)
+
+    with torch.no_grad():
+        expected = linear(tokens)
+        assert install_fast_paths(linear) == 1 and type(linear) is OneDnnLinear
+        monkeypatch.setattr(fast_paths, "onednn_gemm_preferred", lambda: True)  # whatever this CPU is
+        monkeypatch.setattr(F, "conv2d", recorded)
+        out = linear(tokens)
+        monkeypatch.setattr(fast_paths, "onednn_gemm_preferred", lambda: False)
+        plain = linear(tokens)
+    assert convolutions == [(1, 16, expected[..., 0].numel(), 1)]
+    assert out.shape == expected.shape and out.is_contiguous()
+    assert (out - expected).abs().max() <= 1e-6 * expected.abs().max()
+    assert torch.equal(plain, expected)
+
+
 def test_installed_controlnet_and_vae_match_diffusers(tiny_pretrained_dir: Path) -> None:
     controlnet = randomize(ControlNetModel.from_config(CONTROLNET_CONFIG), seed=6).eval()
     vae = load_models(tiny_pretrained_dir).vae.eval()
@@ -148,7 +180,7 @@ def test_installed_controlnet_and_vae_match_diffusers(tiny_pretrained_dir: Path)
         _plain_copy(controlnet), _plain_copy(vae)
         plain = controlnet(sample, 10, text, control, return_dict=False), vae.decode(sample).sample
     for got, want in zip([*fast[0][0], fast[0][1]], [*plain[0][0], plain[0][1]], strict=True):
-        assert torch.equal(got, want)  # ControlNet: no upsampler, so bitwise
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()  # no upsampler; linears summed in another order
     assert (fast[1] - plain[1]).abs().max() < 1e-5
 
 

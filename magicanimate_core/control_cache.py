@@ -56,8 +56,9 @@ class ConditioningEmbeddings:
 
     The embedding (ControlNet's convolution stack over the DensePose image) depends on the frame alone, not
     on the step or the latents. Batches of new frames are kept while the total stays within `max_bytes`;
-    later batches are embedded again at every step, as the reference does. The values are the ones the
-    ControlNet would compute itself: the same frames are embedded in the same batches.
+    later batches are embedded again at every step, as the reference does. A frame repeated in one call
+    (the padding repeats the last one) is embedded once; the video stays bitwise the one ControlNet gives
+    when it embeds every padded frame itself (tests/core/test_call_counts.py).
     """
 
     def __init__(self, controlnet: nn.Module, max_bytes: int) -> None:

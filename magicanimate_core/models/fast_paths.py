@@ -10,6 +10,8 @@ and a module outside a fast path's assumptions keeps diffusers' `forward`.
   only: on CUDA, cuDNN's 3x3 kernels (Winograd) already save multiplies, and it was not measured there.
 - `FastResnetBlock2D`: SiLU in place, the time embedding and the shortcut added in place, and no division
   by an `output_scale_factor` of 1 (each of those is a full pass over the activations in diffusers).
+- `WinogradConv2d`: inside `winograd_scope()` (the single-threaded CPU decode workers), a 3x3 convolution by
+  Winograd's transform (`winograd.py`); the phase upsampler's kernels take the same path there.
 - `OneDnnLinear`: on AMD x86 CPUs, `nn.Linear` as a 1x1 convolution, so that oneDNN (which picks its
   kernels by instruction set) computes it instead of MKL (which picks them by CPU vendor).
 - `ChunkedFeedForward`, `ChunkedConditioningEmbedding`: on the CPU, where peak resident memory is the
@@ -32,7 +34,13 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
+from .winograd import winograd_applies, winograd_conv3x3
+
 CPU_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of fp32 per slice: large enough for full-speed GEMMs and convolutions
+WINOGRAD_MIN_IN_CHANNELS = 16  # one thread: the VAE's 4-channel conv_in ran 1.6x slower by Winograd, 64+ faster
+
+
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row parity, column parity), in `_phase_kernels`' order
 
 
 def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
@@ -54,16 +62,24 @@ def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
 def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """`conv(F.interpolate(images, scale_factor=2, mode="nearest"))` for a 3x3, stride-1, padding-1 `conv`.
 
-    One 2x2 convolution with the four phase kernels stacked on its output channels (padding 1 gives
-    `(h+1, w+1)` positions; phase (a, c) reads the window starting at (a, c)), then the phases are
-    interleaved into the output in the input's memory format.
+    One convolution with the four phase kernels stacked on its output channels, then the phases are
+    interleaved into the output in the input's memory format. The kernels are 2x2 (padding 1 gives
+    `(h+1, w+1)` positions; phase (a, c) reads the window starting at (a, c)); under Winograd each sits
+    at offset (a, c) of a 3x3 kernel instead, so every phase reads the window starting at (0, 0).
     """
     rows, _, height, width = images.shape
     channels_last = not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    kernels = _phase_kernels(conv.weight).contiguous(memory_format=memory_format)
+    kernels = _phase_kernels(conv.weight)
     bias = None if conv.bias is None else conv.bias.repeat(4)
-    phases = F.conv2d(images, kernels, bias, padding=1).unflatten(1, (2, 2, conv.out_channels))
+    if winograd_applies(images, kernels):
+        embedded = [F.pad(k, (c, 1 - c, a, 1 - a)) for k, (a, c) in zip(kernels.chunk(4), _PHASES)]
+        phases = winograd_conv3x3(images, torch.cat(embedded), bias)
+        offsets = {phase: (0, 0) for phase in _PHASES}
+    else:
+        phases = F.conv2d(images, kernels.contiguous(memory_format=memory_format), bias, padding=1)
+        offsets = {phase: phase for phase in _PHASES}
+    phases = phases.unflatten(1, (2, 2, conv.out_channels))
     out = torch.empty(
         rows,
         conv.out_channels,
@@ -74,9 +90,8 @@ def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         memory_format=memory_format,
     )
     interleaved = out.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # (n, c, h, 2, w, 2), a view
-    for a in (0, 1):
-        for c in (0, 1):
-            interleaved[:, :, :, a, :, c] = phases[:, a, c, :, a : a + height, c : c + width]
+    for (a, c), (top, left) in offsets.items():
+        interleaved[:, :, :, a, :, c] = phases[:, a, c, :, top : top + height, left : left + width]
     return out
 
 
@@ -137,6 +152,28 @@ class FastResnetBlock2D(ResnetBlock2D):
         hidden = self.conv2(F.silu(self.norm2(hidden), inplace=True))
         hidden += input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
         return hidden
+
+
+class WinogradConv2d(nn.Conv2d):
+    """A 3x3, stride-1, padding-1 `nn.Conv2d`; inside `winograd_scope()` computed by Winograd (NNPACK)."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return (
+            type(module) is nn.Conv2d
+            and module.kernel_size == (3, 3)
+            and module.stride == (1, 1)
+            and module.padding == (1, 1)
+            and module.dilation == (1, 1)
+            and module.groups == 1
+            and module.padding_mode == "zeros"
+            and module.in_channels >= WINOGRAD_MIN_IN_CHANNELS
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if winograd_applies(input, self.weight):
+            return winograd_conv3x3(input, self.weight, self.bias)
+        return super().forward(input)
 
 
 def _cpu_vendor() -> str:
@@ -224,6 +261,7 @@ class ChunkedConditioningEmbedding(ControlNetConditioningEmbedding):
 FAST_PATHS: tuple[type[nn.Module], ...] = (
     PhaseUpsample2D,
     FastResnetBlock2D,
+    WinogradConv2d,
     OneDnnLinear,
     ChunkedFeedForward,
     ChunkedConditioningEmbedding,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from magicanimate_core.models.fast_paths import (
     FastResnetBlock2D,
     OneDnnLinear,
     PhaseUpsample2D,
+    WinogradConv2d,
     install_fast_paths,
     nearest2x_conv3x3,
 )
+from magicanimate_core.models.winograd import winograd_available, winograd_scope
 from tests.tiny_checkpoints import CONTROLNET_CONFIG, randomize
 
 FORMATS = [torch.contiguous_format, torch.channels_last]
@@ -49,6 +52,77 @@ def test_phase_convolution_equals_upsample_then_conv(memory_format, bias: bool) 
     assert out.shape == (3, 16, 10, 14)
     assert out.is_contiguous(memory_format=memory_format)
     assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+needs_nnpack = pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
+
+
+def _double(bias: torch.Tensor | None) -> torch.Tensor | None:
+    return None if bias is None else bias.double()
+
+
+def _nnpack_calls(monkeypatch) -> list[tuple[int, ...]]:
+    """Record the image shape of every Winograd convolution from here on."""
+    calls: list[tuple[int, ...]] = []
+    nnpack = torch._nnpack_spatial_convolution
+
+    def recorded(images, *args):
+        calls.append(tuple(images.shape))
+        return nnpack(images, *args)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", recorded)
+    return calls
+
+
+@needs_nnpack
+@pytest.mark.parametrize("bias", [True, False])
+def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_one(monkeypatch, bias: bool) -> None:
+    conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=8)
+    image = torch.randn(1, 24, 19, 23)
+    with torch.no_grad():
+        exact = F.conv2d(image.double(), conv.weight.double(), _double(conv.bias), padding=1)
+        direct = conv(image)
+        assert install_fast_paths(conv) == 1 and type(conv) is WinogradConv2d
+        calls = _nnpack_calls(monkeypatch)
+        assert torch.equal(conv(image), direct) and calls == []  # outside a scope: PyTorch's convolution
+        with winograd_scope():
+            winograd = conv(image)
+            conv(torch.randn(2, 24, 19, 23))  # one image at a time only
+            conv(image.to(memory_format=torch.channels_last))  # contiguous only
+            copy.deepcopy(conv).double()(image.double())  # float32 only
+    with winograd_scope():
+        conv(image)  # not under autograd
+    assert calls == [(1, 24, 19, 23)]
+    assert (winograd.double() - exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+def test_winograd_convolution_applies_to_3x3_stride_1_convolutions_of_16_or_more_inputs() -> None:
+    eligible = torch.nn.Conv2d(16, 8, 3, padding=1)
+    others = [
+        torch.nn.Conv2d(4, 8, 3, padding=1),  # the VAE's conv_in: slower by Winograd on one thread
+        torch.nn.Conv2d(16, 8, 3, stride=2, padding=1),
+        torch.nn.Conv2d(16, 8, 1),
+        torch.nn.Conv2d(16, 8, 3, padding=1, padding_mode="reflect"),
+    ]
+    assert install_fast_paths(eligible) == 1 and type(eligible) is WinogradConv2d
+    for conv in others:
+        assert install_fast_paths(conv) == 0 and type(conv) is torch.nn.Conv2d
+
+
+@needs_nnpack
+@pytest.mark.parametrize("bias", [True, False])
+def test_phase_convolution_by_winograd_equals_upsample_then_conv(monkeypatch, bias: bool) -> None:
+    conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=9)
+    image = torch.randn(1, 24, 5, 7)
+    with torch.no_grad():
+        upsampled = F.interpolate(image.double(), scale_factor=2.0, mode="nearest")
+        expected = F.conv2d(upsampled, conv.weight.double(), _double(conv.bias), padding=1)
+        calls = _nnpack_calls(monkeypatch)
+        with winograd_scope():
+            out = nearest2x_conv3x3(image, conv)
+    assert calls == [(1, 24, 5, 7)]
+    assert out.shape == (1, 16, 10, 14) and out.is_contiguous()
+    assert (out.double() - expected).abs().max() <= 1e-5 * expected.abs().max()
 
 
 def test_phase_upsampler_falls_back_for_other_sizes_and_keeps_state_dict_names() -> None:
@@ -93,7 +167,8 @@ def test_fast_resnet_is_bitwise_diffusers(
     temb = None if temb_channels is None else torch.randn(2, temb_channels)
     with torch.no_grad():
         expected = block(images, temb)
-        assert install_fast_paths(block) == 1 + (temb_channels is not None)  # the block and its linear
+        # the block, its two 3x3 convolutions (Winograd only inside a scope) and its linear
+        assert install_fast_paths(block) == 3 + (temb_channels is not None)
         assert type(block) is FastResnetBlock2D
         out = block(images, temb)
     assert torch.equal(out, expected)

@@ -16,7 +16,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.upsampling import Upsample2D
 
 from magicanimate_core.loading import load_models
-from magicanimate_core.models import fast_paths
+from magicanimate_core.models import fast_paths, winograd
 from magicanimate_core.models.fast_paths import (
     ChunkedConditioningEmbedding,
     ChunkedFeedForward,
@@ -94,6 +94,18 @@ def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_o
         conv(image)  # not under autograd
     assert calls == [(1, 24, 19, 23)]
     assert (winograd.double() - exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+@needs_nnpack
+def test_winograd_bands_of_whole_tiles_give_the_sums_of_one_call(monkeypatch) -> None:
+    weight, bias = torch.randn(16, 24, 3, 3) / 10, torch.randn(16)
+    image = torch.randn(1, 24, 40, 19)
+    whole = winograd.winograd_conv3x3(image, weight, bias)
+    calls = _nnpack_calls(monkeypatch)
+    monkeypatch.setattr(winograd, "BAND_ELEMENTS", (24 + 16) * 19 * 13)  # 12 rows a band: 4 bands of 40 rows
+    banded = winograd.winograd_conv3x3(image, weight, bias)
+    assert calls == [(1, 24, 14, 19)] * 3 + [(1, 24, 6, 19)]  # each with its halo rows or zero padding
+    assert torch.equal(banded, whole)
 
 
 def test_winograd_convolution_applies_to_3x3_stride_1_convolutions_of_16_or_more_inputs() -> None:

@@ -17,8 +17,10 @@ from magicanimate_core.models import ReferenceBank
 from magicanimate_core.options import Speedups
 from magicanimate_core.pipeline import MagicAnimatePipeline
 
-# Both guidance halves through the whole UNet, one window per call, one frame per decode, NCHW.
-EXACT_OFF = Speedups(share_down_path=False, windows_per_call=1, decode_batch_size=1, channels_last=False)
+# Both guidance halves through the whole UNet, one window per call, one frame per decode on all threads, NCHW.
+EXACT_OFF = Speedups(
+    share_down_path=False, windows_per_call=1, decode_batch_size=1, decode_threads=1, channels_last=False
+)
 
 
 class UncachedBank(ReferenceBank):

@@ -6,6 +6,7 @@ import ctypes
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -43,8 +44,25 @@ def estimate_device_bytes(
     rows = halves * context_frames * speedups.windows_per_call
     kept = kept_feature_rows * kept_feature_channels * latent_area * element
     unet = rows * UNET_ELEMENTS_PER_ROW_64 * area * element + kept
-    vae = speedups.decode_batch_size * VAE_ELEMENTS_PER_FRAME_512 * area * element
+    vae = vae_decode_bytes(speedups.decode_batch_size, height, width, dtype)
     return int(weight_bytes + max(unet, vae))
+
+
+def vae_decode_bytes(frames: int, height: int, width: int, dtype: torch.dtype) -> int:
+    """Activation memory of one VAE decode call of `frames` frames at `height` x `width` pixels (an estimate)."""
+    element = torch.finfo(dtype).bits // 8
+    return int(frames * VAE_ELEMENTS_PER_FRAME_512 * (height // 8) * (width // 8) / 4096 * element)
+
+
+def available_host_bytes() -> int | None:
+    """Memory the OS can still give this process without swapping (Linux `MemAvailable`); None if unknown."""
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.is_file():
+        return None
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
 
 
 def kept_feature_rows(num_frames: int, context_frames: int, context_overlap: int, options: SamplingOptions) -> int:

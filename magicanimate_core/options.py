@@ -56,6 +56,7 @@ class Speedups:
     share_down_path: bool = True  # both guidance halves share the UNet's down path: run it once
     windows_per_call: int = 1  # context windows batched into one UNet call
     decode_batch_size: int = 1  # frames per VAE decode call (CPU: 1 is fastest; `for_device` picks 8 on CUDA)
+    decode_threads: int = 1  # CPU speed lever: frames decoded at once, one per thread (`threaded_decode`)
     channels_last: bool | None = None  # NHWC convolutions; None = per device (`channels_last_models`)
     compile: bool = False  # torch.compile the UNet (fixed window shapes; first call is slow)
     sequential_cfg: bool = False  # memory lever: the two guidance halves in separate UNet calls
@@ -63,11 +64,12 @@ class Speedups:
     enabled: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
-        if self.windows_per_call < 1 or self.decode_batch_size < 1:
-            raise ValueError("windows_per_call and decode_batch_size must be at least 1")
+        if self.windows_per_call < 1 or self.decode_batch_size < 1 or self.decode_threads < 1:
+            raise ValueError("windows_per_call, decode_batch_size and decode_threads must be at least 1")
         flags = ("share_down_path", "channels_last", "compile", "sequential_cfg", "offload")
         names = [name for name in flags if getattr(self, name)]
         names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
+        names += [f"decode_threads={self.decode_threads}"] if self.decode_threads > 1 else []
         object.__setattr__(self, "enabled", tuple(names))
 
     @classmethod
@@ -75,12 +77,22 @@ class Speedups:
         """The defaults that measured fastest on `device` (bench/RESULTS.md): batched decode on CUDA only."""
         return cls(decode_batch_size=8) if torch.device(device).type == "cuda" else cls()
 
+    def threaded_decode(self, device: torch.device | str) -> bool:
+        """Whether the VAE decodes a frame per CPU thread (`parallel_decode.py`) on `device`.
+
+        1.6x faster on 2 cores, at about 100 MiB more peak host memory at 48 frames (bench/RESULTS.md), which
+        is why it is a lever and not the default.
+        """
+        return torch.device(device).type == "cpu" and self.decode_threads > 1
+
     def channels_last_models(self, device: torch.device | str) -> frozenset[str]:
         """Models (of `CHANNELS_LAST_MODELS`) whose convolutions run in NHWC memory on `device`.
 
-        `channels_last=None` picks per device: all on CUDA; on CPU only where it measured faster.
+        `channels_last=None` picks per device: all on CUDA; on CPU only where it measured faster, and not the
+        VAE when it decodes a frame per thread (Winograd takes contiguous images).
         """
         if self.channels_last is None:
-            cuda = torch.device(device).type == "cuda"
-            return frozenset(CHANNELS_LAST_MODELS) if cuda else CPU_CHANNELS_LAST
+            if torch.device(device).type == "cuda":
+                return frozenset(CHANNELS_LAST_MODELS)
+            return CPU_CHANNELS_LAST - {"vae"} if self.threaded_decode(device) else CPU_CHANNELS_LAST
         return frozenset(CHANNELS_LAST_MODELS) if self.channels_last else frozenset()

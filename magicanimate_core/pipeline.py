@@ -10,6 +10,7 @@ ControlNet residuals live only as long as a window needs them, and only the kept
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch
 from diffusers import SchedulerMixin
 from torch import nn
 
+from . import parallel_decode
 from .context import WindowPlan
 from .control_cache import (
     CPU_CONDITIONING_CACHE_BYTES,
@@ -28,7 +30,13 @@ from .control_cache import (
 )
 from .distributed import RankFailed, WindowShare
 from .loading import MagicAnimateModels, load_models
-from .memory import check_fits, estimate_device_bytes, kept_feature_rows, return_freed_host_memory
+from .memory import (
+    check_fits,
+    estimate_device_bytes,
+    kept_feature_rows,
+    return_freed_host_memory,
+    vae_decode_bytes,
+)
 from .models import MAX_FRAMES, ReferenceBank, install_fast_paths, install_plain_processors, install_readers
 from .models.unet3d import DeepFeatureReuse
 from .noise import NOISE_FRAMES, draw_noise, tile_noise
@@ -168,21 +176,34 @@ class MagicAnimatePipeline:
         return (vae.encode(pixels).latent_dist.mean * VAE_SCALING).to(self.execution_device)
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, num_frames: int, batch_size: int) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, num_frames: int, speedups: Speedups) -> torch.Tensor:
         """The first `num_frames` frames of `[1, 4, N, h, w]` latents as `[F, H, W, 3]` floats on the CPU.
 
-        Frames are decoded `batch_size` at a time and written straight into the output, so device memory
-        holds one batch and host memory the output alone.
+        Frames are decoded `decode_batch_size` at a time and written straight into the output, so device
+        memory holds one batch and host memory the output alone; on a CPU, with `threaded_decode`, several
+        batches at once, one per thread (`parallel_decode.py`).
         """
         vae = self.models.vae
-        frames: torch.Tensor | None = None
-        for start in range(0, num_frames, batch_size):
-            chunk = latents[0, :, start : min(start + batch_size, num_frames)].permute(1, 0, 2, 3)
+        batch = speedups.decode_batch_size
+        scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        height, width = latents.shape[-2] * scale, latents.shape[-1] * scale
+        frames = torch.empty((num_frames, height, width, 3), dtype=torch.float32)
+
+        def decode_batch(start: int) -> None:
+            chunk = latents[0, :, start : min(start + batch, num_frames)].permute(1, 0, 2, 3)
             images = vae.decode((chunk / VAE_SCALING).to(vae.device, vae.dtype)).sample
-            images = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
-            if frames is None:
-                frames = torch.empty((num_frames, *images.shape[1:]), dtype=torch.float32)
-            frames[start : start + len(images)] = images.float().cpu()
+            frames[start : start + len(images)] = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu()
+
+        starts = range(0, num_frames, batch)
+        threads = 1
+        if speedups.threaded_decode(vae.device):
+            task_bytes = vae_decode_bytes(batch, height, width, vae.dtype)
+            threads = parallel_decode.thread_count(speedups.decode_threads, len(starts), task_bytes)
+        if threads > 1:
+            parallel_decode.run_on_threads((functools.partial(decode_batch, start) for start in starts), threads)
+        else:
+            for start in starts:
+                decode_batch(start)
         return frames
 
     def estimate_device_bytes(
@@ -290,7 +311,7 @@ class MagicAnimatePipeline:
         if not share.leader:
             return torch.empty((0, height, width, 3))
         with self._on_device(self.models.vae, speedups.offload):
-            frames = self.decode(latents, run.num_frames, speedups.decode_batch_size)
+            frames = self.decode(latents, run.num_frames, speedups)
         if self.device.type == "cpu":
             return_freed_host_memory()
         return frames

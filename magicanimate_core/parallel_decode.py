@@ -1,0 +1,89 @@
+"""Decode a clip on the CPU one frame per thread, each thread single-threaded and using Winograd convolutions.
+
+PyTorch splits each operation of one frame's decode across its threads and synchronises after each; the
+VAE decoder's direct 3x3 convolutions already run near the CPU's peak that way. One frame per thread needs
+no synchronisation at all, and it lets each thread use Winograd's transform (`models/winograd.py`), whose
+multi-threaded use loses its gain to the competing thread pools. Every frame is computed as before by the
+same modules; only the order of rounding inside the convolutions changes.
+
+The worker threads persist between calls (NNPACK keeps a workspace per thread). While a decode runs the
+calling thread's operations run on one thread too; its thread count is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from .memory import available_host_bytes
+from .models.winograd import winograd_scope
+
+_pool: tuple[ThreadPoolExecutor, int] | None = None  # the shared helper threads and their number
+_pool_lock = threading.Lock()
+
+
+def _helpers(count: int) -> ThreadPoolExecutor:
+    """The shared helper threads, grown to at least `count`."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[1] < count:
+            if _pool is not None:
+                _pool[0].shutdown(wait=True)
+            _pool = (ThreadPoolExecutor(max_workers=count, thread_name_prefix="magicanimate-decode"), count)
+        return _pool[0]
+
+
+def thread_count(requested: int, tasks: int, task_bytes: int) -> int:
+    """Threads for `tasks` decode calls of `task_bytes` activation memory each: `requested`, but never more
+    than the tasks, nor more calls at once than half of the host's available memory holds."""
+    threads = min(requested, tasks)
+    available = available_host_bytes()
+    if available is not None:
+        threads = min(threads, available // 2 // max(task_bytes, 1))
+    return max(1, threads)
+
+
+def run_on_threads(tasks: Iterator[Callable[[], None]], threads: int) -> None:
+    """Run every task of `tasks`, `threads` at a time (the caller's thread is one), each thread single-threaded.
+
+    The helpers take the caller's autograd mode (it is per thread). The first error stops the other threads
+    before their next task and is raised here.
+    """
+    lock = threading.Lock()
+    failed = threading.Event()
+    grad_enabled = torch.is_grad_enabled()
+
+    def drain() -> None:
+        torch.set_num_threads(1)
+        with torch.set_grad_enabled(grad_enabled), winograd_scope():
+            while not failed.is_set():
+                with lock:
+                    task = next(tasks, None)
+                if task is None:
+                    return
+                try:
+                    task()
+                except BaseException:
+                    failed.set()
+                    raise
+
+    previous = torch.get_num_threads()
+    try:
+        helpers = [_helpers(threads - 1).submit(drain) for _ in range(threads - 1)]
+        errors: list[BaseException] = []
+        try:
+            drain()
+        except BaseException as error:
+            errors.append(error)
+        for helper in helpers:
+            try:
+                helper.result()
+            except BaseException as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+    finally:
+        torch.set_num_threads(previous)

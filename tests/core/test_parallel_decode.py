@@ -1,0 +1,90 @@
+"""The CPU decode runs a frame per thread: the same frames as one thread, the thread count restored, errors raised."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from magicanimate_core import memory, parallel_decode
+from magicanimate_core.models.winograd import winograd_available, winograd_scope
+from magicanimate_core.options import CPU_CHANNELS_LAST, Speedups
+
+needs_nnpack = pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
+
+
+def _latents(frames: int) -> torch.Tensor:
+    return torch.randn(1, 4, frames, 8, 8, generator=torch.Generator().manual_seed(frames)) * 5
+
+
+@needs_nnpack
+def test_frames_decoded_on_threads_equal_one_thread_decoding_them_in_turn(tiny_pipeline, monkeypatch) -> None:
+    tiny_pipeline._prepare(Speedups(decode_threads=3))
+    latents = _latents(5)
+    calls: list[str] = []
+    nnpack = torch._nnpack_spatial_convolution
+
+    def recorded(*args):
+        calls.append(threading.current_thread().name)
+        return nnpack(*args)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", recorded)
+    threaded = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=3))
+    assert torch.get_num_threads() == 2  # the caller's count is back
+    threads = set(calls)
+    calls.clear()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), winograd_scope():
+            one_thread = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=1))
+    finally:
+        torch.set_num_threads(previous)
+    assert len(threads) > 1 and len(calls) > 0  # every thread took the Winograd path, whichever frames it drew
+    assert torch.equal(threaded, one_thread)
+    direct = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=1))
+    assert (threaded - direct).abs().max() <= 1e-4  # Winograd against direct convolutions: rounding only
+
+
+def test_an_error_in_one_thread_stops_the_others_and_is_raised(monkeypatch) -> None:
+    ran: list[int] = []
+    started = threading.Barrier(2)
+
+    def task(index: int) -> None:
+        if index < 2:
+            started.wait(timeout=10)  # both threads are busy before the error
+        if index == 1:
+            raise ValueError("frame 1 is broken")
+        ran.append(index)
+
+    tasks = iter([lambda i=i: task(i) for i in range(40)])
+    with pytest.raises(ValueError, match="frame 1 is broken"):
+        parallel_decode.run_on_threads(tasks, 2)
+    assert torch.get_num_threads() == 2
+    assert len(ran) < 39  # the other thread stopped before draining the rest
+
+
+def test_thread_count_is_capped_by_the_tasks_and_by_half_the_free_memory(monkeypatch) -> None:
+    monkeypatch.setattr(parallel_decode, "available_host_bytes", lambda: 10 * 2**30)
+    assert parallel_decode.thread_count(8, 3, 2**30) == 3
+    assert parallel_decode.thread_count(8, 16, 2**30) == 5
+    assert parallel_decode.thread_count(8, 16, 20 * 2**30) == 1
+    monkeypatch.setattr(parallel_decode, "available_host_bytes", lambda: None)
+    assert parallel_decode.thread_count(8, 16, 20 * 2**30) == 8
+
+
+def test_decode_memory_estimate_scales_with_frames_and_area() -> None:
+    one = memory.vae_decode_bytes(1, 512, 512, torch.float32)
+    assert one == int(memory.VAE_ELEMENTS_PER_FRAME_512 * 4)
+    assert memory.vae_decode_bytes(2, 256, 256, torch.float16) == one // 4
+
+
+def test_threaded_decode_is_a_cpu_lever_that_keeps_the_vae_contiguous() -> None:
+    assert not Speedups().threaded_decode("cpu") and Speedups(decode_threads=2).threaded_decode("cpu")
+    assert not Speedups(decode_threads=4).threaded_decode("cuda")
+    assert Speedups(decode_threads=2).channels_last_models("cpu") == CPU_CHANNELS_LAST - {"vae"}
+    assert Speedups().channels_last_models("cpu") == CPU_CHANNELS_LAST
+    assert "decode_threads=3" in Speedups(decode_threads=3).enabled
+    with pytest.raises(ValueError, match="decode_threads"):
+        Speedups(decode_threads=0)

@@ -220,6 +220,12 @@ def _add_runtime_arguments(animate: argparse.ArgumentParser) -> None:
         default=None,
         help="frames per VAE decode call (1 = least memory; default: the device's, 1 on CPU, 8 on CUDA)",
     )
+    runtime.add_argument(
+        "--decode-threads",
+        type=int,
+        default=1,
+        help="CPU: decode this many frames at once, one per thread, with Winograd convolutions (faster, more RAM)",
+    )
 
 
 def _add_download_command(commands: Subcommands) -> None:
@@ -424,6 +430,8 @@ def _speedups(args: argparse.Namespace, device: torch.device) -> Speedups:
     levers = {"sequential_cfg": args.sequential_cfg, "offload": args.offload}
     if args.decode_batch_size is not None:
         levers["decode_batch_size"] = args.decode_batch_size
+    if args.decode_threads > 1:
+        levers["decode_threads"] = args.decode_threads
     return dataclasses.replace(Speedups.for_device(device), **levers)
 
 

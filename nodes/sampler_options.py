@@ -32,8 +32,9 @@ class MagicAnimate_SamplerOptions:
     DESCRIPTION = (
         "Optional settings for 'MagicAnimate Sampler'. The defaults reproduce the original exactly. scheduler, "
         "window_weighting, closed_loop, guidance_until and deep_feature_reuse change the result; sequential_cfg, "
-        "offload and decode_batch_size only trade speed for GPU memory (the result stays the same); devices shares "
-        "the work between several GPUs (the result stays the same)."
+        "offload and decode_batch_size only trade speed for GPU memory (the result stays the same); decode_threads "
+        "speeds up decoding on a CPU for some RAM; devices shares the work between several GPUs (the result stays "
+        "the same)."
     )
     CATEGORY = "MagicAnimate"
     FUNCTION = "build"
@@ -118,6 +119,17 @@ class MagicAnimate_SamplerOptions:
                         "UNet runs).",
                     },
                 ),
+                "decode_threads": (
+                    "INT",
+                    {
+                        "default": 1,
+                        "min": 1,
+                        "max": 64,
+                        "tooltip": "CPU speed lever: decode this many frames at once, one per CPU thread, with "
+                        "Winograd convolutions (about 1.6x faster decoding on 2 threads, more RAM; the result "
+                        "stays the same up to rounding). 1 = one frame at a time on all threads.",
+                    },
+                ),
             },
         }
 
@@ -133,6 +145,7 @@ class MagicAnimate_SamplerOptions:
         keep_model_loaded: bool,
         devices: str = "",
         deep_feature_reuse: int = 0,
+        decode_threads: int = 1,
     ) -> tuple[SamplerSettings]:
         if window_weighting not in WINDOW_WEIGHTINGS:
             raise ValueError(f"unknown window_weighting {window_weighting!r}; choose {', '.join(WINDOW_WEIGHTINGS)}")
@@ -146,4 +159,6 @@ class MagicAnimate_SamplerOptions:
         changes: dict = {"sequential_cfg": sequential_cfg, "offload": offload}
         if decode_batch_size:
             changes["decode_batch_size"] = decode_batch_size
+        if decode_threads > 1:
+            changes["decode_threads"] = decode_threads
         return (SamplerSettings(sampling, changes, keep_model_loaded, tuple(parse_devices(devices))),)

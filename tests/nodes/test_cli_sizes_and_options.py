@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from magicanimate_core.cli import build_parser, main
+from magicanimate_core.cli import _speedups, build_parser, main
 from magicanimate_core.media.video_io import read_video, write_video
 
 
@@ -31,6 +32,13 @@ def test_sampler_options_parse_like_the_options_node():
         False,
         0.5,
     )
+
+
+def test_decode_threads_lever_parses_like_the_options_node():
+    common = ["animate", "--models-dir", "m", "--reference", "r.png", "--motion", "m.mp4", "--output", "o.mp4"]
+    cpu = torch.device("cpu")
+    assert _speedups(build_parser().parse_args(common), cpu).decode_threads == 1
+    assert _speedups(build_parser().parse_args([*common, "--decode-threads", "4"]), cpu).decode_threads == 4
 
 
 def test_small_motion_and_a_portrait_come_out_in_the_portraits_aspect(tmp_path: Path, tiny_pretrained_dir):

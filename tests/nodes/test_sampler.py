@@ -144,6 +144,9 @@ def test_options_node_reaches_the_pipeline_and_defaults_change_nothing(comfy, no
     assert pipeline.kwargs["options"] == SamplingOptions(False, "pyramid", "dpmpp", 0.5)
     speedups = pipeline.kwargs["speedups"]
     assert speedups.sequential_cfg and not speedups.offload and speedups.decode_batch_size == 1
+    assert speedups.decode_threads == 1
+    (threaded,) = build("ddim", "uniform", True, 1.0, False, False, 0, True, decode_threads=3)
+    assert threaded.speedups(torch.device("cpu")).decode_threads == 3
 
 
 def test_out_of_memory_preflight_runs_before_any_weight_moves(comfy, nodes, pack, monkeypatch):

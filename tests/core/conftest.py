@@ -8,6 +8,7 @@ original's outputs.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +93,17 @@ def golden_case_b(golden_dir: Path) -> GoldenCase:
 def units(golden_dir: Path):
     """`units(name)` -> that unit golden's tensors."""
     return lambda name: load_file(str(golden_dir / "units" / f"{name}.safetensors"))
+
+
+@pytest.fixture
+def nnpack_calls(monkeypatch) -> list[tuple[str, tuple[int, ...]]]:
+    """Every Winograd (NNPACK) convolution from here on: the calling thread's name and the image's shape."""
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    nnpack = torch._nnpack_spatial_convolution
+
+    def recorded(images: torch.Tensor, *args):
+        calls.append((threading.current_thread().name, tuple(images.shape)))
+        return nnpack(images, *args)
+
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", recorded)
+    return calls

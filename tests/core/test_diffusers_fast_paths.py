@@ -61,30 +61,16 @@ def _double(bias: torch.Tensor | None) -> torch.Tensor | None:
     return None if bias is None else bias.double()
 
 
-def _nnpack_calls(monkeypatch) -> list[tuple[int, ...]]:
-    """Record the image shape of every Winograd convolution from here on."""
-    calls: list[tuple[int, ...]] = []
-    nnpack = torch._nnpack_spatial_convolution
-
-    def recorded(images, *args):
-        calls.append(tuple(images.shape))
-        return nnpack(images, *args)
-
-    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", recorded)
-    return calls
-
-
 @needs_nnpack
 @pytest.mark.parametrize("bias", [True, False])
-def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_one(monkeypatch, bias: bool) -> None:
+def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_one(nnpack_calls, bias: bool) -> None:
     conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=8)
     image = torch.randn(1, 24, 19, 23)
     with torch.no_grad():
         exact = F.conv2d(image.double(), conv.weight.double(), _double(conv.bias), padding=1)
         direct = conv(image)
         assert install_fast_paths(conv) == 1 and type(conv) is WinogradConv2d
-        calls = _nnpack_calls(monkeypatch)
-        assert torch.equal(conv(image), direct) and calls == []  # outside a scope: PyTorch's convolution
+        assert torch.equal(conv(image), direct) and nnpack_calls == []  # outside a scope: PyTorch's convolution
         with winograd_scope():
             winograd = conv(image)
             conv(torch.randn(2, 24, 19, 23))  # one image at a time only
@@ -92,19 +78,20 @@ def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_o
             copy.deepcopy(conv).double()(image.double())  # float32 only
     with winograd_scope():
         conv(image)  # not under autograd
-    assert calls == [(1, 24, 19, 23)]
+    assert [shape for _, shape in nnpack_calls] == [(1, 24, 19, 23)]
     assert (winograd.double() - exact).abs().max() <= 1e-5 * exact.abs().max()
 
 
 @needs_nnpack
-def test_winograd_bands_of_whole_tiles_give_the_sums_of_one_call(monkeypatch) -> None:
+def test_winograd_bands_of_whole_tiles_give_the_sums_of_one_call(monkeypatch, nnpack_calls) -> None:
     weight, bias = torch.randn(16, 24, 3, 3) / 10, torch.randn(16)
     image = torch.randn(1, 24, 40, 19)
     whole = winograd.winograd_conv3x3(image, weight, bias)
-    calls = _nnpack_calls(monkeypatch)
+    nnpack_calls.clear()
     monkeypatch.setattr(winograd, "BAND_ELEMENTS", (24 + 16) * 19 * 13)  # 12 rows a band: 4 bands of 40 rows
     banded = winograd.winograd_conv3x3(image, weight, bias)
-    assert calls == [(1, 24, 14, 19)] * 3 + [(1, 24, 6, 19)]  # each with its halo rows or zero padding
+    shapes = [shape for _, shape in nnpack_calls]  # each band with its halo rows or zero padding
+    assert shapes == [(1, 24, 14, 19)] * 3 + [(1, 24, 6, 19)]
     assert torch.equal(banded, whole)
 
 
@@ -123,16 +110,15 @@ def test_winograd_convolution_applies_to_3x3_stride_1_convolutions_of_16_or_more
 
 @needs_nnpack
 @pytest.mark.parametrize("bias", [True, False])
-def test_phase_convolution_by_winograd_equals_upsample_then_conv(monkeypatch, bias: bool) -> None:
+def test_phase_convolution_by_winograd_equals_upsample_then_conv(nnpack_calls, bias: bool) -> None:
     conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=9)
     image = torch.randn(1, 24, 5, 7)
     with torch.no_grad():
         upsampled = F.interpolate(image.double(), scale_factor=2.0, mode="nearest")
         expected = F.conv2d(upsampled, conv.weight.double(), _double(conv.bias), padding=1)
-        calls = _nnpack_calls(monkeypatch)
         with winograd_scope():
             out = nearest2x_conv3x3(image, conv)
-    assert calls == [(1, 24, 5, 7)]
+    assert [shape for _, shape in nnpack_calls] == [(1, 24, 5, 7)]
     assert out.shape == (1, 16, 10, 14) and out.is_contiguous()
     assert (out.double() - expected).abs().max() <= 1e-5 * expected.abs().max()
 

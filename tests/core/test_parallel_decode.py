@@ -19,21 +19,13 @@ def _latents(frames: int) -> torch.Tensor:
 
 
 @needs_nnpack
-def test_frames_decoded_on_threads_equal_one_thread_decoding_them_in_turn(tiny_pipeline, monkeypatch) -> None:
+def test_frames_decoded_on_threads_equal_one_thread_decoding_them_in_turn(tiny_pipeline, nnpack_calls) -> None:
     tiny_pipeline._prepare(Speedups(decode_threads=3))
     latents = _latents(5)
-    calls: list[str] = []
-    nnpack = torch._nnpack_spatial_convolution
-
-    def recorded(*args):
-        calls.append(threading.current_thread().name)
-        return nnpack(*args)
-
-    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", recorded)
     threaded = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=3))
     assert torch.get_num_threads() == 2  # the caller's count is back
-    threads = set(calls)
-    calls.clear()
+    threads = {thread for thread, _ in nnpack_calls}
+    nnpack_calls.clear()
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -41,7 +33,7 @@ def test_frames_decoded_on_threads_equal_one_thread_decoding_them_in_turn(tiny_p
             one_thread = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=1))
     finally:
         torch.set_num_threads(previous)
-    assert len(threads) > 1 and len(calls) > 0  # every thread took the Winograd path, whichever frames it drew
+    assert len(threads) > 1 and nnpack_calls  # every thread took the Winograd path, whichever frames it drew
     assert torch.equal(threaded, one_thread)
     direct = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=1))
     assert (threaded - direct).abs().max() <= 1e-4  # Winograd against direct convolutions: rounding only

@@ -73,7 +73,8 @@ def winograd_conv3x3(images: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
 
     NNPACK sizes its workspace for the whole image of a call and keeps it for the thread's life (about 90 MiB
     for one 128-channel 256x256 image), so large images go through in bands of whole tiles, each with its
-    one-row halo: the same sums, a workspace of about 10 MiB (bench/RESULTS.md).
+    one-row halo: the same sums, with about 10 MiB of image workspace (the transformed kernels add up to
+    16 MiB at `MAX_KERNEL_PAIRS`).
     """
     if bias is None:  # NNPACK's entry point wants one
         bias = weight.new_zeros(weight.shape[0])

@@ -80,8 +80,8 @@ class Speedups:
     def threaded_decode(self, device: torch.device | str) -> bool:
         """Whether the VAE decodes a frame per CPU thread (`parallel_decode.py`) on `device`.
 
-        1.6x faster on 2 cores, at about 100 MiB more peak host memory at 48 frames (bench/RESULTS.md), which
-        is why it is a lever and not the default.
+        The decode ran 1.6x faster on 2 cores, at about 190 MiB more peak host memory at 48 frames
+        (bench/RESULTS.md), which is why it is a lever and not the default.
         """
         return torch.device(device).type == "cpu" and self.decode_threads > 1
 

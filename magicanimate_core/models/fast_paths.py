@@ -38,8 +38,6 @@ from .winograd import winograd_applies, winograd_conv3x3
 
 CPU_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of fp32 per slice: large enough for full-speed GEMMs and convolutions
 WINOGRAD_MIN_IN_CHANNELS = 16  # one thread: the VAE's 4-channel conv_in ran 1.6x slower by Winograd, 64+ faster
-
-
 _PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row parity, column parity), in `_phase_kernels`' order
 
 
@@ -57,6 +55,18 @@ def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
         return torch.stack(pair, dim)
 
     return torch.cat([fold(fold(weight, 2, row), 3, col) for row in (0, 1) for col in (0, 1)])
+
+
+def _same_size_3x3(conv: nn.Conv2d) -> bool:
+    """A plain 3x3 convolution that keeps the image size: stride 1, zero padding 1, no dilation or groups."""
+    return (
+        conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+    )
 
 
 def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -109,12 +119,7 @@ class PhaseUpsample2D(Upsample2D):
             and module.use_conv
             and module.name == "conv"
             and isinstance(conv, nn.Conv2d)
-            and conv.kernel_size == (3, 3)
-            and conv.stride == (1, 1)
-            and conv.padding == (1, 1)
-            and conv.dilation == (1, 1)
-            and conv.groups == 1
-            and conv.padding_mode == "zeros"
+            and _same_size_3x3(conv)
         )
 
     def forward(self, hidden_states: torch.Tensor, output_size: tuple[int, int] | None = None, *args, **kwargs):
@@ -161,12 +166,7 @@ class WinogradConv2d(nn.Conv2d):
     def applies_to(module: nn.Module) -> bool:
         return (
             type(module) is nn.Conv2d
-            and module.kernel_size == (3, 3)
-            and module.stride == (1, 1)
-            and module.padding == (1, 1)
-            and module.dilation == (1, 1)
-            and module.groups == 1
-            and module.padding_mode == "zeros"
+            and _same_size_3x3(module)
             and module.in_channels >= WINOGRAD_MIN_IN_CHANNELS
         )
 

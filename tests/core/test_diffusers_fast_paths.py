@@ -54,6 +54,7 @@ def test_phase_convolution_equals_upsample_then_conv(memory_format, bias: bool) 
     assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
 
 
+WINOGRAD_RELATIVE_ERROR = 2e-5  # a wrong tap or phase is off by the output's whole scale
 needs_nnpack = pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
 
 
@@ -65,7 +66,7 @@ def _double(bias: torch.Tensor | None) -> torch.Tensor | None:
 @pytest.mark.parametrize("bias", [True, False])
 def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_one(nnpack_calls, bias: bool) -> None:
     conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=8)
-    image = torch.randn(1, 24, 19, 23)
+    image = torch.randn(1, 24, 19, 23, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         exact = F.conv2d(image.double(), conv.weight.double(), _double(conv.bias), padding=1)
         direct = conv(image)
@@ -79,7 +80,8 @@ def test_winograd_convolution_runs_inside_its_scope_only_and_equals_the_direct_o
     with winograd_scope():
         conv(image)  # not under autograd
     assert [shape for _, shape in nnpack_calls] == [(1, 24, 19, 23)]
-    assert (winograd.double() - exact).abs().max() <= 1e-5 * exact.abs().max()
+    # F(6x6, 3x3) in float32: at most 1.4e-5 of the output's scale over 200 random images of this size
+    assert (winograd.double() - exact).abs().max() <= WINOGRAD_RELATIVE_ERROR * exact.abs().max()
 
 
 @needs_nnpack
@@ -112,7 +114,7 @@ def test_winograd_convolution_applies_to_3x3_stride_1_convolutions_of_16_or_more
 @pytest.mark.parametrize("bias", [True, False])
 def test_phase_convolution_by_winograd_equals_upsample_then_conv(nnpack_calls, bias: bool) -> None:
     conv = randomize(torch.nn.Conv2d(24, 16, 3, padding=1, bias=bias), seed=9)
-    image = torch.randn(1, 24, 5, 7)
+    image = torch.randn(1, 24, 5, 7, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         upsampled = F.interpolate(image.double(), scale_factor=2.0, mode="nearest")
         expected = F.conv2d(upsampled, conv.weight.double(), _double(conv.bias), padding=1)
@@ -120,7 +122,7 @@ def test_phase_convolution_by_winograd_equals_upsample_then_conv(nnpack_calls, b
             out = nearest2x_conv3x3(image, conv)
     assert [shape for _, shape in nnpack_calls] == [(1, 24, 5, 7)]
     assert out.shape == (1, 16, 10, 14) and out.is_contiguous()
-    assert (out.double() - expected).abs().max() <= 1e-5 * expected.abs().max()
+    assert (out.double() - expected).abs().max() <= WINOGRAD_RELATIVE_ERROR * expected.abs().max()
 
 
 def test_phase_upsampler_falls_back_for_other_sizes_and_keeps_state_dict_names() -> None:

@@ -310,6 +310,8 @@ class MagicAnimatePipeline:
             self.deep_features = DeepFeatureReuse(every=1)  # frees the kept deep features
         if not share.leader:
             return torch.empty((0, height, width, 3))
+        if self.device.type == "cpu":  # the decode (another thread's heap, too) starts from the weights' level
+            return_freed_host_memory()
         with self._on_device(self.models.vae, speedups.offload):
             frames = self.decode(latents, run.num_frames, speedups)
         if self.device.type == "cpu":

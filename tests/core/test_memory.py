@@ -126,8 +126,10 @@ def test_freed_heap_memory_goes_back_to_the_os() -> None:
     assert before - _resident_bytes() > 64 * 2**20
 
 
-def test_a_cpu_run_returns_its_freed_memory(tiny_pipeline, case_a, monkeypatch) -> None:
-    trims = []
-    monkeypatch.setattr(pipeline_module, "return_freed_host_memory", lambda: trims.append(1))
+def test_a_cpu_run_returns_its_freed_memory_before_and_after_the_decode(tiny_pipeline, case_a, monkeypatch) -> None:
+    events = []
+    decode = tiny_pipeline.decode
+    monkeypatch.setattr(pipeline_module, "return_freed_host_memory", lambda: events.append("trim"))
+    monkeypatch.setattr(tiny_pipeline, "decode", lambda *args: events.append("decode") or decode(*args))
     tiny_pipeline(case_a.reference, case_a.motion, noise=case_a.noise, num_inference_steps=1)
-    assert trims == [1]
+    assert events == ["trim", "decode", "trim"]

@@ -154,7 +154,8 @@ class FastResnetBlock2D(ResnetBlock2D):
             if self.time_emb_proj is not None:
                 temb = self.time_emb_proj(temb if self.skip_time_act else F.silu(temb))[:, :, None, None]
             hidden += temb
-        hidden = self.conv2(F.silu(self.norm2(hidden), inplace=True))
+        hidden = F.silu(self.norm2(hidden), inplace=True)  # frees conv1's output before conv2 allocates its own
+        hidden = self.conv2(hidden)
         hidden += input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
         return hidden
 

@@ -72,36 +72,36 @@ def _same_size_3x3(conv: nn.Conv2d) -> bool:
 def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """`conv(F.interpolate(images, scale_factor=2, mode="nearest"))` for a 3x3, stride-1, padding-1 `conv`.
 
-    One convolution with the four phase kernels stacked on its output channels, then the phases are
-    interleaved into the output in the input's memory format. The kernels are 2x2 (padding 1 gives
-    `(h+1, w+1)` positions; phase (a, c) reads the window starting at (a, c)); under Winograd each sits
-    at offset (a, c) of a 3x3 kernel instead, so every phase reads the window starting at (0, 0).
+    The four phase kernels are 2x2: padding 1 gives `(h+1, w+1)` positions, and phase (a, c) reads the window
+    starting at (a, c). They run as one convolution, stacked on its output channels, and the phases are
+    interleaved into the output in the input's memory format. Under Winograd each phase runs on its own,
+    its kernel at offset (a, c) of a 3x3 kernel (so reading the window at (0, 0)), straight into its place
+    in the output: one phase is alive at a time, and NNPACK transforms a quarter of the kernels at once.
     """
     rows, _, height, width = images.shape
     channels_last = not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     kernels = _phase_kernels(conv.weight)
-    bias = None if conv.bias is None else conv.bias.repeat(4)
-    if winograd_applies(images, kernels):
-        embedded = [F.pad(k, (c, 1 - c, a, 1 - a)) for k, (a, c) in zip(kernels.chunk(4), _PHASES)]
-        phases = winograd_conv3x3(images, torch.cat(embedded), bias)
-        offsets = {phase: (0, 0) for phase in _PHASES}
-    else:
-        phases = F.conv2d(images, kernels.contiguous(memory_format=memory_format), bias, padding=1)
-        offsets = {phase: phase for phase in _PHASES}
-    phases = phases.unflatten(1, (2, 2, conv.out_channels))
     out = torch.empty(
         rows,
         conv.out_channels,
         2 * height,
         2 * width,
-        dtype=phases.dtype,
-        device=phases.device,
+        dtype=images.dtype,
+        device=images.device,
         memory_format=memory_format,
     )
     interleaved = out.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # (n, c, h, 2, w, 2), a view
-    for (a, c), (top, left) in offsets.items():
-        interleaved[:, :, :, a, :, c] = phases[:, a, c, :, top : top + height, left : left + width]
+    if winograd_applies(images, kernels[: conv.out_channels]):
+        for kernel, (a, c) in zip(kernels.chunk(4), _PHASES):
+            embedded = F.pad(kernel, (c, 1 - c, a, 1 - a))
+            interleaved[:, :, :, a, :, c] = winograd_conv3x3(images, embedded, conv.bias)
+        return out
+    bias = None if conv.bias is None else conv.bias.repeat(4)
+    phases = F.conv2d(images, kernels.contiguous(memory_format=memory_format), bias, padding=1)
+    phases = phases.unflatten(1, (2, 2, conv.out_channels))
+    for a, c in _PHASES:
+        interleaved[:, :, :, a, :, c] = phases[:, a, c, :, a : a + height, c : c + width]
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from magicanimate_core.models.fast_paths import (
     install_fast_paths,
     nearest2x_conv3x3,
 )
-from magicanimate_core.models.winograd import winograd_available, winograd_scope
+from magicanimate_core.models.winograd import MAX_KERNEL_PAIRS, winograd_available, winograd_scope
 from tests.tiny_checkpoints import CONTROLNET_CONFIG, randomize
 
 FORMATS = [torch.contiguous_format, torch.channels_last]
@@ -120,9 +121,19 @@ def test_phase_convolution_by_winograd_equals_upsample_then_conv(nnpack_calls, b
         expected = F.conv2d(upsampled, conv.weight.double(), _double(conv.bias), padding=1)
         with winograd_scope():
             out = nearest2x_conv3x3(image, conv)
-    assert [shape for _, shape in nnpack_calls] == [(1, 24, 5, 7)]
+    assert [shape for _, shape in nnpack_calls] == [(1, 24, 5, 7)] * 4  # a phase at a time
     assert out.shape == (1, 16, 10, 14) and out.is_contiguous()
     assert (out.double() - expected).abs().max() <= WINOGRAD_RELATIVE_ERROR * expected.abs().max()
+
+
+@needs_nnpack
+def test_phase_convolution_counts_one_phase_against_the_winograd_kernel_limit(nnpack_calls) -> None:
+    channels = math.isqrt(MAX_KERNEL_PAIRS)  # four stacked phases would be over the limit, one is not
+    conv = randomize(torch.nn.Conv2d(channels, channels, 3, padding=1), seed=3)
+    image = torch.randn(1, channels, 3, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), winograd_scope():
+        out = nearest2x_conv3x3(image, conv)
+    assert len(nnpack_calls) == 4 and out.shape == (1, channels, 6, 8)
 
 
 def test_phase_upsampler_falls_back_for_other_sizes_and_keeps_state_dict_names() -> None:

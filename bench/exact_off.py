@@ -19,7 +19,12 @@ from magicanimate_core.pipeline import MagicAnimatePipeline
 
 # Both guidance halves through the whole UNet, one window per call, one frame per decode on all threads, NCHW.
 EXACT_OFF = Speedups(
-    share_down_path=False, windows_per_call=1, decode_batch_size=1, decode_threads=1, channels_last=False
+    share_down_path=False,
+    windows_per_call=1,
+    decode_batch_size=1,
+    decode_threads=1,
+    winograd_decode=False,
+    channels_last=False,
 )
 
 

@@ -11,6 +11,8 @@ CHANNELS_LAST_MODELS = ("unet", "controlnet", "vae", "appearance_encoder")
 # VAE 0.88x, ControlNet 0.87x, UNet 0.95x the contiguous time; the appearance encoder (1.05x) stays contiguous.
 CPU_CHANNELS_LAST: frozenset[str] = frozenset({"unet", "controlnet", "vae"})
 
+WINOGRAD_DECODE_MAX_THREADS = 2  # `Speedups.split_decode`: the thread counts it was measured faster on
+
 # user-facing window weighting names (nodes, CLI) -> SamplingOptions.window_weighting
 WINDOW_WEIGHTINGS = {"uniform": "average", "pyramid": "pyramid"}
 
@@ -57,6 +59,7 @@ class Speedups:
     windows_per_call: int = 1  # context windows batched into one UNet call
     decode_batch_size: int = 1  # frames per VAE decode call (CPU: 1 is fastest; `for_device` picks 8 on CUDA)
     decode_threads: int = 1  # CPU speed lever: frames decoded at once, one per thread (`threaded_decode`)
+    winograd_decode: bool = True  # CPU, 1-2 threads: the VAE decoder's 3x3 convolutions by Winograd (`split_decode`)
     channels_last: bool | None = None  # NHWC convolutions; None = per device (`channels_last_models`)
     compile: bool = False  # torch.compile the UNet (fixed window shapes; first call is slow)
     sequential_cfg: bool = False  # memory lever: the two guidance halves in separate UNet calls
@@ -66,7 +69,7 @@ class Speedups:
     def __post_init__(self) -> None:
         if self.windows_per_call < 1 or self.decode_batch_size < 1 or self.decode_threads < 1:
             raise ValueError("windows_per_call, decode_batch_size and decode_threads must be at least 1")
-        flags = ("share_down_path", "channels_last", "compile", "sequential_cfg", "offload")
+        flags = ("share_down_path", "winograd_decode", "channels_last", "compile", "sequential_cfg", "offload")
         names = [name for name in flags if getattr(self, name)]
         names += [f"windows_per_call={self.windows_per_call}", f"decode_batch_size={self.decode_batch_size}"]
         names += [f"decode_threads={self.decode_threads}"] if self.decode_threads > 1 else []
@@ -85,14 +88,29 @@ class Speedups:
         """
         return torch.device(device).type == "cpu" and self.decode_threads > 1
 
+    def split_decode(self, device: torch.device | str) -> bool:
+        """Whether the VAE decodes one frame at a time with each 3x3 convolution by Winograd, split by output
+        channels over the CPU threads (`parallel_decode.split_convolutions`).
+
+        Measured on 2 cores only (bench/RESULTS.md), so it applies with at most `WINOGRAD_DECODE_MAX_THREADS`
+        threads, where Winograd on one thread beats oneDNN's direct convolutions on all of them.
+        """
+        return (
+            torch.device(device).type == "cpu"
+            and self.winograd_decode
+            and not self.threaded_decode(device)
+            and torch.get_num_threads() <= WINOGRAD_DECODE_MAX_THREADS
+        )
+
     def channels_last_models(self, device: torch.device | str) -> frozenset[str]:
         """Models (of `CHANNELS_LAST_MODELS`) whose convolutions run in NHWC memory on `device`.
 
         `channels_last=None` picks per device: all on CUDA; on CPU only where it measured faster, and not the
-        VAE when it decodes a frame per thread (Winograd takes contiguous images).
+        VAE when it decodes by Winograd (which takes contiguous images).
         """
         if self.channels_last is None:
             if torch.device(device).type == "cuda":
                 return frozenset(CHANNELS_LAST_MODELS)
-            return CPU_CHANNELS_LAST - {"vae"} if self.threaded_decode(device) else CPU_CHANNELS_LAST
+            winograd = self.threaded_decode(device) or self.split_decode(device)
+            return CPU_CHANNELS_LAST - {"vae"} if winograd else CPU_CHANNELS_LAST
         return frozenset(CHANNELS_LAST_MODELS) if self.channels_last else frozenset()

@@ -181,7 +181,8 @@ class MagicAnimatePipeline:
 
         Frames are decoded `decode_batch_size` at a time and written straight into the output, so device
         memory holds one batch and host memory the output alone; on a CPU, with `threaded_decode`, several
-        batches at once, one per thread (`parallel_decode.py`).
+        batches at once, one per thread, and with `split_decode` each convolution split over the threads
+        (`parallel_decode.py`).
         """
         vae = self.models.vae
         batch = speedups.decode_batch_size
@@ -201,7 +202,9 @@ class MagicAnimatePipeline:
             threads = parallel_decode.thread_count(speedups.decode_threads, len(starts), task_bytes)
         if threads > 1:
             parallel_decode.run_on_threads((functools.partial(decode_batch, start) for start in starts), threads)
-        else:
+            return frames
+        split = speedups.split_decode(vae.device)
+        with parallel_decode.split_convolutions() if split else contextlib.nullcontext():
             for start in starts:
                 decode_batch(start)
         return frames

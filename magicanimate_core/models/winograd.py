@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -42,15 +42,22 @@ def winograd_available() -> bool:
         torch.set_num_threads(threads)
 
 
+RunParts = Callable[[list[Callable[[], None]]], None]  # runs every task of the list, returns when all are done
+
+
 @contextlib.contextmanager
-def winograd_scope() -> Iterator[None]:
-    """Let the calling thread's eligible 3x3 convolutions run by Winograd (see the module docstring)."""
-    previous = getattr(_scope, "active", False)
-    _scope.active = winograd_available()
+def winograd_scope(run_parts: RunParts | None = None) -> Iterator[None]:
+    """Let the calling thread's eligible 3x3 convolutions run by Winograd (see the module docstring).
+
+    With `run_parts`, each convolution is split in two by output channels and the halves go to `run_parts`
+    (`parallel_decode.run_in_parts`: the caller and a helper thread, each NNPACK on one thread).
+    """
+    previous = getattr(_scope, "active", False), getattr(_scope, "run_parts", None)
+    _scope.active, _scope.run_parts = winograd_available(), run_parts
     try:
         yield
     finally:
-        _scope.active = previous
+        _scope.active, _scope.run_parts = previous
 
 
 def winograd_applies(images: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -71,23 +78,43 @@ def winograd_applies(images: torch.Tensor, weight: torch.Tensor) -> bool:
 def winograd_conv3x3(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """`F.conv2d(images, weight, bias, padding=1)` for `(O, I, 3, 3)` kernels, by Winograd (NNPACK).
 
+    Inside a scope with `run_parts`, the two halves of the output channels are computed in parallel; each
+    output channel's sums are those of one call over all of them.
+    """
+    if bias is None:  # NNPACK's entry point wants one
+        bias = weight.new_zeros(weight.shape[0])
+    weight = weight.contiguous()
+    out = images.new_empty(1, weight.shape[0], *images.shape[-2:])
+    run_parts = getattr(_scope, "run_parts", None)
+    half = weight.shape[0] // 2
+    if run_parts is None or half == 0:
+        _conv3x3_into(out, images, weight, bias)
+    else:
+        run_parts(
+            [
+                functools.partial(_conv3x3_into, out[:, :half], images, weight[:half], bias[:half]),
+                functools.partial(_conv3x3_into, out[:, half:], images, weight[half:], bias[half:]),
+            ]
+        )
+    return out
+
+
+def _conv3x3_into(out: torch.Tensor, images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """`winograd_conv3x3` into the contiguous `out`, on the calling thread.
+
     NNPACK sizes its workspace for the whole image of a call and keeps it for the thread's life (about 90 MiB
     for one 128-channel 256x256 image), so large images go through in bands of whole tiles, each with its
     one-row halo: the same sums, with about 10 MiB of image workspace (the transformed kernels add up to
     16 MiB at `MAX_KERNEL_PAIRS`).
     """
-    if bias is None:  # NNPACK's entry point wants one
-        bias = weight.new_zeros(weight.shape[0])
-    weight = weight.contiguous()
     _, channels, height, width = images.shape
     rows = BAND_ELEMENTS // ((channels + weight.shape[0]) * width) // _TILE * _TILE
     if rows >= height:
-        return torch._nnpack_spatial_convolution(images, weight, bias, [1, 1])
+        out.copy_(torch._nnpack_spatial_convolution(images, weight, bias, [1, 1]))
+        return
     rows = max(rows, _TILE)
-    out = images.new_empty(1, weight.shape[0], height, width)
     for top in range(0, height, rows):
         bottom = min(top + rows, height)
         band = images[:, :, max(top - 1, 0) : bottom + 1]  # the band and its halo rows
         band = F.pad(band, (0, 0, int(top == 0), int(bottom == height))).contiguous()  # zeros past the edges
         out[:, :, top:bottom] = torch._nnpack_spatial_convolution(band, weight, bias, [0, 1])
-    return out

@@ -1,4 +1,5 @@
-"""The CPU decode runs a frame per thread: the same frames as one thread, the thread count restored, errors raised."""
+"""The CPU decode by Winograd on several threads (a frame per thread, or each convolution split over them): the
+same frames as one thread, the thread count restored, errors raised."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from magicanimate_core import memory, parallel_decode
-from magicanimate_core.models.winograd import winograd_available, winograd_scope
-from magicanimate_core.options import CPU_CHANNELS_LAST, Speedups
+from magicanimate_core.models.winograd import winograd_available, winograd_conv3x3, winograd_scope
+from magicanimate_core.options import CPU_CHANNELS_LAST, WINOGRAD_DECODE_MAX_THREADS, Speedups
 
 needs_nnpack = pytest.mark.skipif(not winograd_available(), reason="this PyTorch build has no NNPACK")
 
@@ -30,12 +31,12 @@ def test_frames_decoded_on_threads_equal_one_thread_decoding_them_in_turn(tiny_p
     torch.set_num_threads(1)
     try:
         with torch.no_grad(), winograd_scope():
-            one_thread = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=1))
+            one_thread = tiny_pipeline.decode(latents, 5, Speedups(winograd_decode=False))
     finally:
         torch.set_num_threads(previous)
     assert len(threads) > 1 and nnpack_calls  # every thread took the Winograd path, whichever frames it drew
     assert torch.equal(threaded, one_thread)
-    direct = tiny_pipeline.decode(latents, 5, Speedups(decode_threads=1))
+    direct = tiny_pipeline.decode(latents, 5, Speedups(winograd_decode=False))
     assert (threaded - direct).abs().max() <= 1e-4  # Winograd against direct convolutions: rounding only
 
 
@@ -76,7 +77,68 @@ def test_threaded_decode_is_a_cpu_lever_that_keeps_the_vae_contiguous() -> None:
     assert not Speedups().threaded_decode("cpu") and Speedups(decode_threads=2).threaded_decode("cpu")
     assert not Speedups(decode_threads=4).threaded_decode("cuda")
     assert Speedups(decode_threads=2).channels_last_models("cpu") == CPU_CHANNELS_LAST - {"vae"}
-    assert Speedups().channels_last_models("cpu") == CPU_CHANNELS_LAST
+    assert Speedups(winograd_decode=False).channels_last_models("cpu") == CPU_CHANNELS_LAST
     assert "decode_threads=3" in Speedups(decode_threads=3).enabled
     with pytest.raises(ValueError, match="decode_threads"):
         Speedups(decode_threads=0)
+
+
+@needs_nnpack
+def test_split_convolutions_equal_one_call_and_run_on_two_threads(nnpack_calls) -> None:
+    images = torch.randn(1, 24, 40, 9, generator=torch.Generator().manual_seed(4))
+    weight = torch.randn(10, 24, 3, 3, generator=torch.Generator().manual_seed(5))
+    bias = torch.randn(10, generator=torch.Generator().manual_seed(6))
+    previous = torch.get_num_threads()
+    with torch.no_grad():
+        with parallel_decode.split_convolutions():
+            assert torch.get_num_threads() == 1  # no OpenMP worker spinning against the helper
+            split = winograd_conv3x3(images, weight, bias)
+        assert torch.get_num_threads() == previous
+        threads = {thread for thread, _ in nnpack_calls}
+        with winograd_scope():
+            whole = winograd_conv3x3(images, weight, bias)
+    assert "MainThread" in threads and len(threads) > 1  # the caller and a helper
+    assert torch.equal(split, whole)  # each output channel's sums are those of one call
+
+
+def test_an_error_in_a_part_is_raised_after_every_part_is_done() -> None:
+    done: list[str] = []
+
+    def broken() -> None:
+        raise ValueError("the helper's half is broken")
+
+    def slow() -> None:
+        threading.Event().wait(0.2)
+        done.append("caller")
+
+    with pytest.raises(ValueError, match="helper's half"):
+        parallel_decode.run_in_parts([slow, broken])
+    assert done == ["caller"]
+    with pytest.raises(ValueError, match="caller's half"):
+        parallel_decode.run_in_parts([lambda: (_ for _ in ()).throw(ValueError("caller's half")), slow])
+    assert done == ["caller", "caller"]  # the helper's part finished before the error was raised
+
+
+@needs_nnpack
+def test_default_cpu_decode_splits_each_convolution_over_two_threads(tiny_pipeline, nnpack_calls) -> None:
+    latents = _latents(3)
+    tiny_pipeline._prepare(Speedups())
+    split = tiny_pipeline.decode(latents, 3, Speedups())
+    threads = {thread for thread, _ in nnpack_calls}
+    assert "MainThread" in threads and len(threads) > 1 and torch.get_num_threads() == 2
+    tiny_pipeline._prepare(Speedups(winograd_decode=False))
+    direct = tiny_pipeline.decode(latents, 3, Speedups(winograd_decode=False))
+    assert (split - direct).abs().max() <= 1e-4  # Winograd against direct convolutions: rounding only
+
+
+def test_split_decode_is_the_cpu_default_up_to_two_threads_and_keeps_the_vae_contiguous() -> None:
+    assert Speedups().split_decode("cpu") and "winograd_decode" in Speedups().enabled
+    assert Speedups().channels_last_models("cpu") == CPU_CHANNELS_LAST - {"vae"}
+    assert not Speedups().split_decode("cuda") and not Speedups(winograd_decode=False).split_decode("cpu")
+    assert not Speedups(decode_threads=2).split_decode("cpu")  # a frame per thread instead
+    previous = torch.get_num_threads()
+    torch.set_num_threads(WINOGRAD_DECODE_MAX_THREADS + 1)
+    try:
+        assert not Speedups().split_decode("cpu")  # not measured there: oneDNN on all threads
+    finally:
+        torch.set_num_threads(previous)

@@ -54,16 +54,16 @@ def thread_count(requested: int, tasks: int, task_bytes: int) -> int:
 def run_on_threads(tasks: Iterator[Callable[[], None]], threads: int) -> None:
     """Run every task of `tasks`, `threads` at a time (the caller's thread is one), each thread single-threaded.
 
-    The helpers take the caller's autograd mode (it is per thread). The first error stops the other threads
-    before their next task and is raised here.
+    The helpers take the caller's autograd and inference modes (they are per thread). The first error stops
+    the other threads before their next task and is raised here.
     """
     lock = threading.Lock()
     failed = threading.Event()
-    grad_enabled = torch.is_grad_enabled()
+    grad_enabled, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
     def drain() -> None:
         torch.set_num_threads(1)
-        with torch.set_grad_enabled(grad_enabled), winograd_scope():
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad_enabled), winograd_scope():
             while not failed.is_set():
                 with lock:
                     task = next(tasks, None)
@@ -96,11 +96,13 @@ def run_on_threads(tasks: Iterator[Callable[[], None]], threads: int) -> None:
 
 def run_in_parts(parts: list[Callable[[], None]]) -> None:
     """Run `parts` at once without autograd, the first on the calling thread and the others on single-threaded
-    helper threads; returns when all are done and raises the first error."""
+    helper threads (in the caller's inference mode, which is per thread too); returns when all are done and
+    raises the first error."""
+    inference = torch.is_inference_mode_enabled()
 
     def helper_part(part: Callable[[], None]) -> None:
         torch.set_num_threads(1)
-        with torch.no_grad():
+        with torch.inference_mode(inference), torch.no_grad():
             part()
 
     pending = [_helpers(len(parts) - 1).submit(helper_part, part) for part in parts[1:]]

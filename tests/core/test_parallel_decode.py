@@ -142,3 +142,14 @@ def test_split_decode_is_the_cpu_default_up_to_two_threads_and_keeps_the_vae_con
         assert not Speedups().split_decode("cpu")  # not measured there: oneDNN on all threads
     finally:
         torch.set_num_threads(previous)
+
+
+@needs_nnpack
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decodes_under_inference_mode_as_comfyui_runs_them(tiny_pipeline, threads: int) -> None:
+    speedups = Speedups(decode_threads=threads)  # 1: each convolution split over threads, 2: a frame per thread
+    tiny_pipeline._prepare(speedups)
+    latents = _latents(3)
+    with torch.inference_mode():  # helper threads write into the caller's inference tensors
+        inferred = tiny_pipeline.decode(latents, 3, speedups)
+    assert torch.equal(inferred, tiny_pipeline.decode(latents, 3, speedups))

@@ -51,19 +51,31 @@ def thread_count(requested: int, tasks: int, task_bytes: int) -> int:
     return max(1, threads)
 
 
+def _single_threaded_in_callers_modes() -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A context for work handed to a helper thread: one torch thread, and the calling thread's autograd and
+    inference modes (both are per thread; ComfyUI runs nodes under `torch.inference_mode`)."""
+    grad_enabled, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    @contextlib.contextmanager
+    def context() -> Iterator[None]:
+        torch.set_num_threads(1)
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad_enabled):
+            yield
+
+    return context
+
+
 def run_on_threads(tasks: Iterator[Callable[[], None]], threads: int) -> None:
     """Run every task of `tasks`, `threads` at a time (the caller's thread is one), each thread single-threaded.
 
-    The helpers take the caller's autograd and inference modes (they are per thread). The first error stops
-    the other threads before their next task and is raised here.
+    The first error stops the other threads before their next task and is raised here.
     """
     lock = threading.Lock()
     failed = threading.Event()
-    grad_enabled, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+    callers_modes = _single_threaded_in_callers_modes()
 
     def drain() -> None:
-        torch.set_num_threads(1)
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad_enabled), winograd_scope():
+        with callers_modes(), winograd_scope():
             while not failed.is_set():
                 with lock:
                     task = next(tasks, None)
@@ -95,20 +107,17 @@ def run_on_threads(tasks: Iterator[Callable[[], None]], threads: int) -> None:
 
 
 def run_in_parts(parts: list[Callable[[], None]]) -> None:
-    """Run `parts` at once without autograd, the first on the calling thread and the others on single-threaded
-    helper threads (in the caller's inference mode, which is per thread too); returns when all are done and
-    raises the first error."""
-    inference = torch.is_inference_mode_enabled()
+    """Run `parts` at once, the first on the calling thread and the others on single-threaded helper threads in
+    the caller's modes; returns when all are done and raises the first error."""
+    callers_modes = _single_threaded_in_callers_modes()
 
     def helper_part(part: Callable[[], None]) -> None:
-        torch.set_num_threads(1)
-        with torch.inference_mode(inference), torch.no_grad():
+        with callers_modes():
             part()
 
     pending = [_helpers(len(parts) - 1).submit(helper_part, part) for part in parts[1:]]
     try:
-        with torch.no_grad():
-            parts[0]()
+        parts[0]()
     finally:
         errors = [future.exception() for future in pending]
     for error in errors:

@@ -89,8 +89,9 @@ class Speedups:
         return torch.device(device).type == "cpu" and self.decode_threads > 1
 
     def split_decode(self, device: torch.device | str) -> bool:
-        """Whether the VAE decodes one frame at a time with each 3x3 convolution by Winograd, split by output
-        channels over the CPU threads (`parallel_decode.split_convolutions`).
+        """Whether the VAE decodes one frame at a time with each 3x3 convolution by Winograd, and each
+        convolution, GroupNorm, SiLU and residual add split by channels over the CPU threads
+        (`parallel_decode.split_each_frame`).
 
         Measured on 2 cores only (bench/RESULTS.md), so it applies with at most `WINOGRAD_DECODE_MAX_THREADS`
         threads, where Winograd on one thread beats oneDNN's direct convolutions on all of them.

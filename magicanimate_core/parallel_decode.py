@@ -7,8 +7,8 @@ no synchronisation at all, and it lets each thread use Winograd's transform (`mo
 multi-threaded use loses its gain to the competing thread pools. Every frame is computed as before by the
 same modules; only the order of rounding inside the convolutions changes.
 
-Splitting each convolution by output channels (`split_convolutions`) keeps one frame in flight, as the
-default decode does.
+Splitting each operation of one frame by channels instead (`split_each_frame`) keeps one frame in flight, as
+the default decode does.
 
 The worker threads persist between calls (NNPACK keeps a workspace per thread). While a worker's task runs
 the calling thread's operations run on one thread too; its thread count is restored afterwards.
@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from .memory import available_host_bytes
+from .models.channel_split import channel_split_scope
 from .models.winograd import winograd_scope
 
 _pool: tuple[ThreadPoolExecutor, int] | None = None  # the shared helper threads and their number
@@ -126,18 +127,19 @@ def run_in_parts(parts: list[Callable[[], None]]) -> None:
 
 
 @contextlib.contextmanager
-def split_convolutions() -> Iterator[None]:
-    """Within the block, the calling thread's eligible 3x3 convolutions run by Winograd, each split in two by
-    output channels over itself and a helper thread (`winograd_conv3x3`).
+def split_each_frame() -> Iterator[None]:
+    """Within the block, the calling thread's eligible 3x3 convolutions run by Winograd, and they, the 1x1
+    convolutions, GroupNorms, SiLUs and residual adds of the fast paths are split in two by channels over
+    itself and a helper thread (`models/channel_split.py`).
 
     The calling thread runs on one thread meanwhile: after a multi-threaded operation OpenMP's worker keeps
-    spinning on a core for a while, and the helper's half of the next convolution would wait for it (one
+    spinning on a core for a while, and the helper's half of the next operation would wait for it (one
     64-channel 256x256 convolution after a GroupNorm: 15 -> 24 ms).
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with winograd_scope(run_parts=run_in_parts):
+        with winograd_scope(), channel_split_scope(run_in_parts):
             yield
     finally:
         torch.set_num_threads(previous)

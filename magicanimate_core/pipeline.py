@@ -204,7 +204,7 @@ class MagicAnimatePipeline:
             parallel_decode.run_on_threads((functools.partial(decode_batch, start) for start in starts), threads)
             return frames
         split = speedups.split_decode(vae.device)
-        with parallel_decode.split_convolutions() if split else contextlib.nullcontext():
+        with parallel_decode.split_each_frame() if split else contextlib.nullcontext():
             for start in starts:
                 decode_batch(start)
         return frames

@@ -10,8 +10,11 @@ and a module outside a fast path's assumptions keeps diffusers' `forward`.
   only: on CUDA, cuDNN's 3x3 kernels (Winograd) already save multiplies, and it was not measured there.
 - `FastResnetBlock2D`: SiLU in place, the time embedding and the shortcut added in place, and no division
   by an `output_scale_factor` of 1 (each of those is a full pass over the activations in diffusers).
-- `WinogradConv2d`: inside `winograd_scope()` (the single-threaded CPU decode workers), a 3x3 convolution by
-  Winograd's transform (`winograd.py`); the phase upsampler's kernels take the same path there.
+- `WinogradConv2d`: inside `winograd_scope()` (the CPU decode), a 3x3 convolution by Winograd's transform
+  (`winograd.py`); the phase upsampler's kernels take the same path there.
+- `ChannelSplitGroupNorm`, `ChannelSplitSiLU`, `PointwiseConv2d` (and the resnet's GroupNorm, SiLU and
+  residual add): inside a `channel_split_scope` (the default CPU decode), computed in two halves of their
+  channels on two threads at once (`channel_split.py`), bitwise as one call.
 - `OneDnnLinear`: on AMD x86 CPUs, `nn.Linear` as a 1x1 convolution, so that oneDNN (which picks its
   kernels by instruction set) computes it instead of MKL (which picks them by CPU vendor).
 - `ChunkedFeedForward`, `ChunkedConditioningEmbedding`: on the CPU, where peak resident memory is the
@@ -34,6 +37,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
+from . import channel_split
 from .winograd import winograd_applies, winograd_conv3x3
 
 CPU_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of fp32 per slice: large enough for full-speed GEMMs and convolutions
@@ -95,7 +99,7 @@ def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     if winograd_applies(images, kernels[: conv.out_channels]):
         for kernel, (a, c) in zip(kernels.chunk(4), _PHASES):
             embedded = F.pad(kernel, (c, 1 - c, a, 1 - a))
-            interleaved[:, :, :, a, :, c] = winograd_conv3x3(images, embedded, conv.bias)
+            winograd_conv3x3(images, embedded, conv.bias, out=interleaved[:, :, :, a, :, c])
         return out
     bias = None if conv.bias is None else conv.bias.repeat(4)
     phases = F.conv2d(images, kernels.contiguous(memory_format=memory_format), bias, padding=1)
@@ -149,15 +153,57 @@ class FastResnetBlock2D(ResnetBlock2D):
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, *args, **kwargs) -> torch.Tensor:
         if self.training:
             return super().forward(input_tensor, temb, *args, **kwargs)
-        hidden = self.conv1(F.silu(self.norm1(input_tensor), inplace=True))
+        hidden = self.conv1(channel_split.group_norm(self.norm1, input_tensor, silu=True))
         if temb is not None and self.time_embedding_norm == "default":  # other norms ignore `temb` here
             if self.time_emb_proj is not None:
                 temb = self.time_emb_proj(temb if self.skip_time_act else F.silu(temb))[:, :, None, None]
             hidden += temb
-        hidden = F.silu(self.norm2(hidden), inplace=True)  # frees conv1's output before conv2 allocates its own
+        hidden = channel_split.group_norm(self.norm2, hidden, silu=True)  # frees conv1's output before conv2
         hidden = self.conv2(hidden)
-        hidden += input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
-        return hidden
+        shortcut = input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
+        return channel_split.add_(hidden, shortcut)
+
+
+class ChannelSplitGroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm`; inside a `channel_split_scope`, by halves of its groups on two threads."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return type(module) is nn.GroupNorm
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return channel_split.group_norm(self, input)
+
+
+class ChannelSplitSiLU(nn.SiLU):
+    """`nn.SiLU`; inside a `channel_split_scope`, by halves of the channels on two threads."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return type(module) is nn.SiLU
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return channel_split.silu(input, self.inplace)
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1, stride-1, unpadded `nn.Conv2d`; inside a `channel_split_scope`, by halves of its output channels
+    on two threads."""
+
+    @staticmethod
+    def applies_to(module: nn.Module) -> bool:
+        return (
+            type(module) is nn.Conv2d
+            and module.kernel_size == (1, 1)
+            and module.stride == (1, 1)
+            and module.padding == (0, 0)
+            and module.dilation == (1, 1)
+            and module.groups == 1
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        out = channel_split.pointwise_conv(self, input)
+        return super().forward(input) if out is None else out
 
 
 class WinogradConv2d(nn.Conv2d):
@@ -263,6 +309,9 @@ FAST_PATHS: tuple[type[nn.Module], ...] = (
     PhaseUpsample2D,
     FastResnetBlock2D,
     WinogradConv2d,
+    ChannelSplitGroupNorm,
+    ChannelSplitSiLU,
+    PointwiseConv2d,
     OneDnnLinear,
     ChunkedFeedForward,
     ChunkedConditioningEmbedding,

@@ -5,8 +5,8 @@ method; it is exact arithmetic, rounded differently (about 1e-5 of the output's 
 golden data's own thread-count noise). On one thread NNPACK's kernels take 0.35-0.55x the time of oneDNN's
 direct ones for the VAE decoder's layers (bench/RESULTS.md). Run on a multi-threaded PyTorch, its own thread
 pool and the OpenMP workers spinning after each ATen op compete for the cores and most of the gain is lost,
-so the path is opt-in per thread: only code inside `winograd_scope()` (the CPU decode workers of
-`parallel_decode`, one frame per single-threaded worker) takes it.
+so the path is opt-in per thread: only code inside `winograd_scope()` (the CPU decode of `parallel_decode`:
+each convolution split by output channels over single-threaded threads, or a frame per such thread) takes it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+
+from .channel_split import run_halves, split_runner
 
 _scope = threading.local()
 _TILE = 6  # rows of one F(6x6, 3x3) output tile: bands of whole tiles sum exactly as one call over the image
@@ -42,22 +44,16 @@ def winograd_available() -> bool:
         torch.set_num_threads(threads)
 
 
-RunParts = Callable[[list[Callable[[], None]]], None]  # runs every task of the list, returns when all are done
-
-
 @contextlib.contextmanager
-def winograd_scope(run_parts: RunParts | None = None) -> Iterator[None]:
-    """Let the calling thread's eligible 3x3 convolutions run by Winograd (see the module docstring).
-
-    With `run_parts`, each convolution is split in two by output channels and the halves go to `run_parts`
-    (`parallel_decode.run_in_parts`: the caller and a helper thread, each NNPACK on one thread).
-    """
-    previous = getattr(_scope, "active", False), getattr(_scope, "run_parts", None)
-    _scope.active, _scope.run_parts = winograd_available(), run_parts
+def winograd_scope() -> Iterator[None]:
+    """Let the calling thread's eligible 3x3 convolutions run by Winograd (see the module docstring); inside a
+    `channel_split_scope` too, each is split in two by output channels."""
+    previous = getattr(_scope, "active", False)
+    _scope.active = winograd_available()
     try:
         yield
     finally:
-        _scope.active, _scope.run_parts = previous
+        _scope.active = previous
 
 
 def winograd_applies(images: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -75,32 +71,34 @@ def winograd_applies(images: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def winograd_conv3x3(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """`F.conv2d(images, weight, bias, padding=1)` for `(O, I, 3, 3)` kernels, by Winograd (NNPACK).
+def winograd_conv3x3(
+    images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`F.conv2d(images, weight, bias, padding=1)` for `(O, I, 3, 3)` kernels, by Winograd (NNPACK), into
+    `out` (of any strides) if given.
 
-    Inside a scope with `run_parts`, the two halves of the output channels are computed in parallel; each
-    output channel's sums are those of one call over all of them.
+    Inside a `channel_split_scope`, the two halves of the output channels are computed at once; each output
+    channel's sums are those of one call over all of them.
     """
     if bias is None:  # NNPACK's entry point wants one
         bias = weight.new_zeros(weight.shape[0])
     weight = weight.contiguous()
-    out = images.new_empty(1, weight.shape[0], *images.shape[-2:])
-    run_parts = getattr(_scope, "run_parts", None)
-    half = weight.shape[0] // 2
-    if run_parts is None or half == 0:
+    if out is None:
+        out = images.new_empty(1, weight.shape[0], *images.shape[-2:])
+    run_parts = split_runner(images, min_values=0)  # the decoder's smallest takes 3 ms a half
+    if run_parts is None or weight.shape[0] < 2:
         _conv3x3_into(out, images, weight, bias)
     else:
-        run_parts(
-            [
-                functools.partial(_conv3x3_into, out[:, :half], images, weight[:half], bias[:half]),
-                functools.partial(_conv3x3_into, out[:, half:], images, weight[half:], bias[half:]),
-            ]
-        )
+
+        def part(outputs: slice) -> None:
+            _conv3x3_into(out[:, outputs], images, weight[outputs], bias[outputs])
+
+        run_halves(run_parts, weight.shape[0], part)
     return out
 
 
 def _conv3x3_into(out: torch.Tensor, images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> None:
-    """`winograd_conv3x3` into the contiguous `out`, on the calling thread.
+    """`winograd_conv3x3` into `out`, on the calling thread.
 
     NNPACK sizes its workspace for the whole image of a call and keeps it for the thread's life (about 90 MiB
     for one 128-channel 256x256 image), so large images go through in bands of whole tiles, each with its

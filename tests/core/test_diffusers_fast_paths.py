@@ -103,7 +103,6 @@ def test_winograd_convolution_applies_to_3x3_stride_1_convolutions_of_16_or_more
     others = [
         torch.nn.Conv2d(4, 8, 3, padding=1),  # the VAE's conv_in: slower by Winograd on one thread
         torch.nn.Conv2d(16, 8, 3, stride=2, padding=1),
-        torch.nn.Conv2d(16, 8, 1),
         torch.nn.Conv2d(16, 8, 3, padding=1, padding_mode="reflect"),
     ]
     assert install_fast_paths(eligible) == 1 and type(eligible) is WinogradConv2d
@@ -178,8 +177,9 @@ def test_fast_resnet_is_bitwise_diffusers(
     temb = None if temb_channels is None else torch.randn(2, temb_channels)
     with torch.no_grad():
         expected = block(images, temb)
-        # the block, its two 3x3 convolutions (Winograd only inside a scope) and its linear
-        assert install_fast_paths(block) == 3 + (temb_channels is not None)
+        # the block, its two 3x3 convolutions (Winograd only inside a scope), its two GroupNorms, its SiLU
+        # (split by channels only inside a scope), its linear and its 1x1 shortcut
+        assert install_fast_paths(block) == 6 + (temb_channels is not None) + (in_channels != out_channels)
         assert type(block) is FastResnetBlock2D
         out = block(images, temb)
     assert torch.equal(out, expected)
@@ -190,7 +190,8 @@ def test_resnet_outside_the_fast_path_keeps_diffusers_forward() -> None:
     rescaled = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, output_scale_factor=2.0)
     downsampling = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, down=True)
     for block in (scale_shift, rescaled, downsampling):
-        assert install_fast_paths(block) == 1 and type(block) is ResnetBlock2D  # only its time embedding's linear
+        # only its time embedding's linear, its GroupNorms and its SiLU
+        assert install_fast_paths(block) == 4 and type(block) is ResnetBlock2D
         assert type(block.time_emb_proj) is OneDnnLinear
 
 

@@ -90,7 +90,7 @@ def test_split_convolutions_equal_one_call_and_run_on_two_threads(nnpack_calls) 
     bias = torch.randn(10, generator=torch.Generator().manual_seed(6))
     previous = torch.get_num_threads()
     with torch.no_grad():
-        with parallel_decode.split_convolutions():
+        with parallel_decode.split_each_frame():
             assert torch.get_num_threads() == 1  # no OpenMP worker spinning against the helper
             split = winograd_conv3x3(images, weight, bias)
         assert torch.get_num_threads() == previous
@@ -126,6 +126,13 @@ def test_default_cpu_decode_splits_each_convolution_over_two_threads(tiny_pipeli
     split = tiny_pipeline.decode(latents, 3, Speedups())
     threads = {thread for thread, _ in nnpack_calls}
     assert "MainThread" in threads and len(threads) > 1 and torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad(), winograd_scope():
+            one_thread = tiny_pipeline.decode(latents, 3, Speedups(winograd_decode=False))
+    finally:
+        torch.set_num_threads(2)
+    assert (split - one_thread).abs().max() <= 1e-6  # halves of the channels: the same sums, tails aside
     tiny_pipeline._prepare(Speedups(winograd_decode=False))
     direct = tiny_pipeline.decode(latents, 3, Speedups(winograd_decode=False))
     assert (split - direct).abs().max() <= 1e-4  # Winograd against direct convolutions: rounding only

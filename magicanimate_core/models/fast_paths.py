@@ -38,7 +38,7 @@ from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
 from . import channel_split
-from .winograd import winograd_applies, winograd_conv3x3
+from .winograd import derived_kernels, winograd_applies, winograd_conv3x3
 
 CPU_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of fp32 per slice: large enough for full-speed GEMMs and convolutions
 WINOGRAD_MIN_IN_CHANNELS = 16  # one thread: the VAE's 4-channel conv_in ran 1.6x slower by Winograd, 64+ faster
@@ -61,6 +61,12 @@ def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([fold(fold(weight, 2, row), 3, col) for row in (0, 1) for col in (0, 1)])
 
 
+def _embedded_phase_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """`(4, O, I, 3, 3)`: each phase's 2x2 kernel at offset (row parity, column parity) of a 3x3 kernel."""
+    phases = _phase_kernels(weight).chunk(4)
+    return torch.stack([F.pad(kernel, (c, 1 - c, a, 1 - a)) for kernel, (a, c) in zip(phases, _PHASES)])
+
+
 def _same_size_3x3(conv: nn.Conv2d) -> bool:
     """A plain 3x3 convolution that keeps the image size: stride 1, zero padding 1, no dilation or groups."""
     return (
@@ -79,13 +85,13 @@ def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     The four phase kernels are 2x2: padding 1 gives `(h+1, w+1)` positions, and phase (a, c) reads the window
     starting at (a, c). They run as one convolution, stacked on its output channels, and the phases are
     interleaved into the output in the input's memory format. Under Winograd each phase runs on its own,
-    its kernel at offset (a, c) of a 3x3 kernel (so reading the window at (0, 0)), straight into its place
-    in the output: one phase is alive at a time, and NNPACK transforms a quarter of the kernels at once.
+    its kernel at offset (a, c) of a 3x3 kernel (so reading the window at (0, 0); derived once per scope),
+    straight into its place in the output: one phase is alive at a time, and NNPACK transforms a quarter of
+    the kernels at once.
     """
     rows, _, height, width = images.shape
     channels_last = not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    kernels = _phase_kernels(conv.weight)
     out = torch.empty(
         rows,
         conv.out_channels,
@@ -96,11 +102,12 @@ def nearest2x_conv3x3(images: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         memory_format=memory_format,
     )
     interleaved = out.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # (n, c, h, 2, w, 2), a view
-    if winograd_applies(images, kernels[: conv.out_channels]):
-        for kernel, (a, c) in zip(kernels.chunk(4), _PHASES):
-            embedded = F.pad(kernel, (c, 1 - c, a, 1 - a))
-            winograd_conv3x3(images, embedded, conv.bias, out=interleaved[:, :, :, a, :, c])
+    if winograd_applies(images, conv.weight):  # a phase kernel pairs as many channels as `conv.weight`
+        embedded = derived_kernels(conv.weight, _embedded_phase_kernels)
+        for kernel, (a, c) in zip(embedded.unbind(), _PHASES):
+            winograd_conv3x3(images, kernel, conv.bias, out=interleaved[:, :, :, a, :, c])
         return out
+    kernels = _phase_kernels(conv.weight)
     bias = None if conv.bias is None else conv.bias.repeat(4)
     phases = F.conv2d(images, kernels.contiguous(memory_format=memory_format), bias, padding=1)
     phases = phases.unflatten(1, (2, 2, conv.out_channels))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -48,12 +48,23 @@ def winograd_available() -> bool:
 def winograd_scope() -> Iterator[None]:
     """Let the calling thread's eligible 3x3 convolutions run by Winograd (see the module docstring); inside a
     `channel_split_scope` too, each is split in two by output channels."""
-    previous = getattr(_scope, "active", False)
-    _scope.active = winograd_available()
+    previous = getattr(_scope, "active", False), getattr(_scope, "derived", None)
+    _scope.active, _scope.derived = winograd_available(), {}
     try:
         yield
     finally:
-        _scope.active = previous
+        _scope.active, _scope.derived = previous
+
+
+def derived_kernels(weight: torch.Tensor, derive: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`derive(weight)`, computed once per scope (a decode) rather than once per call (a frame)."""
+    derived = getattr(_scope, "derived", None)
+    if derived is None:
+        return derive(weight)
+    key = (derive, weight.data_ptr(), weight._version)
+    if key not in derived:
+        derived[key] = derive(weight)
+    return derived[key]
 
 
 def winograd_applies(images: torch.Tensor, weight: torch.Tensor) -> bool:

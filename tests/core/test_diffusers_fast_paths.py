@@ -278,3 +278,24 @@ def test_loaded_weights_do_not_keep_their_files_mapped(tiny_pretrained_dir: Path
     del models
     for folder in ("sd-vae-ft-mse", "MagicAnimate/densepose_controlnet", "MagicAnimate/appearance_encoder"):
         assert str((tiny_pretrained_dir / folder).resolve()) not in mapped, folder
+
+
+def test_kernels_derived_from_weights_are_kept_for_one_scope_and_follow_weight_updates() -> None:
+    weight = torch.randn(4, 4, 3, 3)
+    derivations: list[float] = []
+
+    def derive(w: torch.Tensor) -> torch.Tensor:
+        derivations.append(float(w.sum()))
+        return w * 2
+
+    winograd.derived_kernels(weight, derive)
+    assert len(derivations) == 1  # outside a scope: every call derives
+    with winograd_scope():
+        first = winograd.derived_kernels(weight, derive)
+        assert winograd.derived_kernels(weight, derive) is first and len(derivations) == 2  # once per scope
+        with torch.no_grad():
+            weight += 1  # a weight update (a LoRA patch, a new load) is a new version
+        assert torch.equal(winograd.derived_kernels(weight, derive), weight * 2) and len(derivations) == 3
+    with winograd_scope():
+        winograd.derived_kernels(weight, derive)
+    assert len(derivations) == 4  # a new scope derives afresh

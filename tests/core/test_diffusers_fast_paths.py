@@ -289,13 +289,14 @@ def test_kernels_derived_from_weights_are_kept_for_one_scope_and_follow_weight_u
         return w * 2
 
     winograd.derived_kernels(weight, derive)
-    assert len(derivations) == 1  # outside a scope: every call derives
+    winograd.derived_kernels(weight, derive)
+    assert len(derivations) == 2  # outside a scope: every call derives
     with winograd_scope():
         first = winograd.derived_kernels(weight, derive)
-        assert winograd.derived_kernels(weight, derive) is first and len(derivations) == 2  # once per scope
+        assert winograd.derived_kernels(weight, derive) is first and len(derivations) == 3  # once per scope
         with torch.no_grad():
             weight += 1  # a weight update (a LoRA patch, a new load) is a new version
-        assert torch.equal(winograd.derived_kernels(weight, derive), weight * 2) and len(derivations) == 3
+        assert torch.equal(winograd.derived_kernels(weight, derive), weight * 2) and len(derivations) == 4
     with winograd_scope():
         winograd.derived_kernels(weight, derive)
-    assert len(derivations) == 4  # a new scope derives afresh
+    assert len(derivations) == 5  # a new scope derives afresh

@@ -129,8 +129,8 @@ def run_in_parts(parts: list[Callable[[], None]]) -> None:
 @contextlib.contextmanager
 def split_each_frame() -> Iterator[None]:
     """Within the block, the calling thread's eligible 3x3 convolutions run by Winograd, and they, the 1x1
-    convolutions, GroupNorms, SiLUs and residual adds of the fast paths are split in two by channels over
-    itself and a helper thread (`models/channel_split.py`).
+    convolutions and the GroupNorms of the fast paths are split in two by channels over itself and a helper
+    thread (`models/channel_split.py`).
 
     The calling thread runs on one thread meanwhile: after a multi-threaded operation OpenMP's worker keeps
     spinning on a core for a while, and the helper's half of the next operation would wait for it (one

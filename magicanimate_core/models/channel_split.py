@@ -10,11 +10,12 @@ one contiguous CPU image outside autograd, they are the plain operation.
 
 - `group_norm`: GroupNorm by halves of its groups, optionally fused with the SiLU that follows it (the SiLU
   writes the output, so the split costs no extra pass).
-- `silu` and `add_`: by halves of the channels.
 - `pointwise_conv`: a 1x1 convolution as two matrix products, by output channels.
 - `split_runner`: for other operations (the Winograd 3x3 convolution splits its output channels with it).
 
-Images of fewer than `MIN_SPLIT_VALUES` values are not worth the handoff and run on the calling thread.
+Images of fewer than `MIN_SPLIT_VALUES` values are not worth the handoff and run on the calling thread. Lone
+SiLUs and residual adds are not split: they are bound by memory bandwidth, which one core nearly saturates
+(an add of 4 M values took 0.75 ms on one thread, 0.66 ms on two).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from torch import nn
 
 RunParts = Callable[[list[Callable[[], None]]], None]  # runs every task of the list, returns when all are done
 
-# Handing a part to the helper thread costs about 0.1 ms: a GroupNorm and SiLU of 256 K values took 0.20 ms in
-# one call and 0.28 ms split, of 1 M values 0.90 and 0.67 ms (2 cores).
-MIN_SPLIT_VALUES = 1 << 20
+# Handing a part to the helper thread costs about 0.1 ms, and more when the host is busy: a GroupNorm and SiLU
+# of 256 K values took 0.20 ms in one call and 0.28 ms split, of 1 M values 0.90 and 0.67 ms, of 2 M 2.2 and
+# 1.8 ms, of 4 M 6.6 and 4.1 ms (2 cores).
+MIN_SPLIT_VALUES = 1 << 21
 
 _scope = threading.local()
 
@@ -90,33 +92,6 @@ def group_norm(norm: nn.GroupNorm, images: torch.Tensor, silu: bool = False) -> 
 
     run_halves(run_parts, norm.num_channels, part, multiple=per_group)
     return out
-
-
-def silu(images: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    """`F.silu(images, inplace)`; inside a scope, by halves of the channels."""
-    run_parts = split_runner(images)
-    if run_parts is None:
-        return F.silu(images, inplace=inplace)
-    out = images if inplace else torch.empty_like(images)
-
-    def part(channels: slice) -> None:
-        torch.ops.aten.silu.out(images[:, channels], out=out[:, channels])
-
-    run_halves(run_parts, images.shape[1], part)
-    return out
-
-
-def add_(images: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """`images += other` for two images of one shape; inside a scope, by halves of the channels."""
-    run_parts = split_runner(images)
-    if run_parts is None or other.shape != images.shape or not other.is_contiguous():
-        return images.add_(other)
-
-    def part(channels: slice) -> None:
-        images[:, channels] += other[:, channels]
-
-    run_halves(run_parts, images.shape[1], part)
-    return images
 
 
 def pointwise_conv(conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor | None:

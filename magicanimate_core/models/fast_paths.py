@@ -12,9 +12,9 @@ and a module outside a fast path's assumptions keeps diffusers' `forward`.
   by an `output_scale_factor` of 1 (each of those is a full pass over the activations in diffusers).
 - `WinogradConv2d`: inside `winograd_scope()` (the CPU decode), a 3x3 convolution by Winograd's transform
   (`winograd.py`); the phase upsampler's kernels take the same path there.
-- `ChannelSplitGroupNorm`, `ChannelSplitSiLU`, `PointwiseConv2d` (and the resnet's GroupNorm, SiLU and
-  residual add): inside a `channel_split_scope` (the default CPU decode), computed in two halves of their
-  channels on two threads at once (`channel_split.py`), bitwise as one call.
+- `ChannelSplitGroupNorm`, `PointwiseConv2d` (and the resnet's GroupNorm + SiLU): inside a
+  `channel_split_scope` (the default CPU decode), computed in two halves of their channels on two threads at
+  once (`channel_split.py`), bitwise as one call.
 - `OneDnnLinear`: on AMD x86 CPUs, `nn.Linear` as a 1x1 convolution, so that oneDNN (which picks its
   kernels by instruction set) computes it instead of MKL (which picks them by CPU vendor).
 - `ChunkedFeedForward`, `ChunkedConditioningEmbedding`: on the CPU, where peak resident memory is the
@@ -167,8 +167,8 @@ class FastResnetBlock2D(ResnetBlock2D):
             hidden += temb
         hidden = channel_split.group_norm(self.norm2, hidden, silu=True)  # frees conv1's output before conv2
         hidden = self.conv2(hidden)
-        shortcut = input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
-        return channel_split.add_(hidden, shortcut)
+        hidden += input_tensor if self.conv_shortcut is None else self.conv_shortcut(input_tensor)
+        return hidden
 
 
 class ChannelSplitGroupNorm(nn.GroupNorm):
@@ -180,17 +180,6 @@ class ChannelSplitGroupNorm(nn.GroupNorm):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return channel_split.group_norm(self, input)
-
-
-class ChannelSplitSiLU(nn.SiLU):
-    """`nn.SiLU`; inside a `channel_split_scope`, by halves of the channels on two threads."""
-
-    @staticmethod
-    def applies_to(module: nn.Module) -> bool:
-        return type(module) is nn.SiLU
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return channel_split.silu(input, self.inplace)
 
 
 class PointwiseConv2d(nn.Conv2d):
@@ -317,7 +306,6 @@ FAST_PATHS: tuple[type[nn.Module], ...] = (
     FastResnetBlock2D,
     WinogradConv2d,
     ChannelSplitGroupNorm,
-    ChannelSplitSiLU,
     PointwiseConv2d,
     OneDnnLinear,
     ChunkedFeedForward,

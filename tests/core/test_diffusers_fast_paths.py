@@ -177,9 +177,9 @@ def test_fast_resnet_is_bitwise_diffusers(
     temb = None if temb_channels is None else torch.randn(2, temb_channels)
     with torch.no_grad():
         expected = block(images, temb)
-        # the block, its two 3x3 convolutions (Winograd only inside a scope), its two GroupNorms, its SiLU
-        # (split by channels only inside a scope), its linear and its 1x1 shortcut
-        assert install_fast_paths(block) == 6 + (temb_channels is not None) + (in_channels != out_channels)
+        # the block, its two 3x3 convolutions (Winograd only inside a scope), its two GroupNorms (split by
+        # channels only inside a scope), its linear and its 1x1 shortcut
+        assert install_fast_paths(block) == 5 + (temb_channels is not None) + (in_channels != out_channels)
         assert type(block) is FastResnetBlock2D
         out = block(images, temb)
     assert torch.equal(out, expected)
@@ -190,8 +190,8 @@ def test_resnet_outside_the_fast_path_keeps_diffusers_forward() -> None:
     rescaled = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, output_scale_factor=2.0)
     downsampling = ResnetBlock2D(in_channels=8, temb_channels=4, groups=4, down=True)
     for block in (scale_shift, rescaled, downsampling):
-        # only its time embedding's linear, its GroupNorms and its SiLU
-        assert install_fast_paths(block) == 4 and type(block) is ResnetBlock2D
+        # only its time embedding's linear and its GroupNorms
+        assert install_fast_paths(block) == 3 and type(block) is ResnetBlock2D
         assert type(block.time_emb_proj) is OneDnnLinear
 
 

@@ -83,7 +83,7 @@ class Speedups:
     def threaded_decode(self, device: torch.device | str) -> bool:
         """Whether the VAE decodes a frame per CPU thread (`parallel_decode.py`) on `device`.
 
-        On 2 cores it decoded 16 frames 1.5x faster than the default's split convolutions (`split_decode`), at
+        On 2 cores it decoded 16 frames 1.2-1.4x faster than the default's split frame work (`split_decode`), at
         100-200 MiB more peak host memory (bench/RESULTS.md), which is why it is a lever and not the default.
         """
         return torch.device(device).type == "cpu" and self.decode_threads > 1

@@ -61,7 +61,8 @@ def derived_kernels(weight: torch.Tensor, derive: Callable[[torch.Tensor], torch
     derived = getattr(_scope, "derived", None)
     if derived is None:
         return derive(weight)
-    key = (derive, weight.data_ptr(), weight._version)
+    version = None if weight.is_inference() else weight._version  # inference tensors (ComfyUI's) have none
+    key = (derive, weight.data_ptr(), version)
     if key not in derived:
         derived[key] = derive(weight)
     return derived[key]

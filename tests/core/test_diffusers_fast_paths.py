@@ -300,3 +300,7 @@ def test_kernels_derived_from_weights_are_kept_for_one_scope_and_follow_weight_u
     with winograd_scope():
         winograd.derived_kernels(weight, derive)
     assert len(derivations) == 5  # a new scope derives afresh
+    with torch.inference_mode():
+        loaded = torch.randn(4, 4, 3, 3)  # weights ComfyUI loads are inference tensors, without a version
+    with winograd_scope():
+        assert winograd.derived_kernels(loaded, derive) is winograd.derived_kernels(loaded, derive)

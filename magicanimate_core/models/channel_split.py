@@ -3,10 +3,12 @@
 Inside `channel_split_scope(run_parts)`, the operations below compute the two halves of their output channels
 at once through `run_parts` (`parallel_decode.run_in_parts`: the calling thread and a helper, each on one
 torch thread). Each output channel is computed by the same kernel from the same values as in one call over
-all channels, so the result is bitwise the same wherever each half is a whole number of SIMD vectors (every
-layer of the VAE decoder, whose images are 32x32 and larger); elsewhere PyTorch's scalar loop computes the
-last few values of a half, which may round differently in the last bit. Outside a scope, or for anything but
-one contiguous CPU image outside autograd, they are the plain operation.
+all channels. GroupNorm and the Winograd convolution are then bitwise the same wherever each half is a whole
+number of SIMD vectors (every layer of the VAE decoder, whose images are 32x32 and larger); elsewhere
+PyTorch's scalar loop computes the last few values of a half, which may round differently in the last bit.
+The 1x1 convolution's products are the BLAS's, whose summation order for small matrices may depend on the
+row count (last-bit differences; the decoder's were bitwise equal). Outside a scope, for small images, or for
+anything but one contiguous CPU image outside autograd, they are the plain operation.
 
 - `group_norm`: GroupNorm by halves of its groups, optionally fused with the SiLU that follows it (the SiLU
   writes the output, so the split costs no extra pass).
@@ -96,7 +98,7 @@ def group_norm(norm: nn.GroupNorm, images: torch.Tensor, silu: bool = False) -> 
 
 def pointwise_conv(conv: nn.Conv2d, images: torch.Tensor) -> torch.Tensor | None:
     """A 1x1, stride-1, unpadded `conv(images)` inside a scope, as two matrix products by output channels
-    (`bias + weight @ pixels`, the product PyTorch's own CPU kernel computes); None outside a scope."""
+    (`bias + weight @ pixels`); None outside a scope."""
     run_parts = split_runner(images)
     if run_parts is None or images.dim() != 4 or images.dtype != conv.weight.dtype:
         return None

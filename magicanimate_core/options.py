@@ -90,7 +90,7 @@ class Speedups:
 
     def split_decode(self, device: torch.device | str) -> bool:
         """Whether the VAE decodes one frame at a time with each 3x3 convolution by Winograd, and each
-        convolution and large GroupNorm split by channels over the CPU threads
+        convolution split by rows, and each large GroupNorm by channels, over the CPU threads
         (`parallel_decode.split_each_frame`).
 
         Measured on 2 cores only (bench/RESULTS.md), so it applies with at most `WINOGRAD_DECODE_MAX_THREADS`

@@ -7,8 +7,8 @@ no synchronisation at all, and it lets each thread use Winograd's transform (`mo
 multi-threaded use loses its gain to the competing thread pools. Every frame is computed as before by the
 same modules; only the order of rounding inside the convolutions changes.
 
-Splitting each operation of one frame by channels instead (`split_each_frame`) keeps one frame in flight, as
-the default decode does.
+Splitting each operation of one frame in two instead (`split_each_frame`: convolutions by rows, GroupNorms by
+channels) keeps one frame in flight, as the default decode does.
 
 The worker threads persist between calls (NNPACK keeps a workspace per thread). While a worker's task runs
 the calling thread's operations run on one thread too; its thread count is restored afterwards.
@@ -128,9 +128,9 @@ def run_in_parts(parts: list[Callable[[], None]]) -> None:
 
 @contextlib.contextmanager
 def split_each_frame() -> Iterator[None]:
-    """Within the block, the calling thread's eligible 3x3 convolutions run by Winograd, and they, the 1x1
-    convolutions and the GroupNorms of the fast paths are split in two by channels over itself and a helper
-    thread (`models/channel_split.py`).
+    """Within the block, the calling thread's eligible 3x3 convolutions run by Winograd, split in two by rows,
+    and the 1x1 convolutions and GroupNorms of the fast paths by channels, over itself and a helper thread
+    (`models/channel_split.py`).
 
     The calling thread runs on one thread meanwhile: after a multi-threaded operation OpenMP's worker keeps
     spinning on a core for a while, and the helper's half of the next operation would wait for it (one

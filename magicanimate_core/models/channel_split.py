@@ -2,18 +2,19 @@
 
 Inside `channel_split_scope(run_parts)`, the operations below compute the two halves of their output channels
 at once through `run_parts` (`parallel_decode.run_in_parts`: the calling thread and a helper, each on one
-torch thread). Each output channel is computed by the same kernel from the same values as in one call over
-all channels. GroupNorm and the Winograd convolution are then bitwise the same wherever each half is a whole
-number of SIMD vectors (every layer of the VAE decoder, whose images are 32x32 and larger); elsewhere
-PyTorch's scalar loop computes the last few values of a half, which may round differently in the last bit.
-The 1x1 convolution's products are the BLAS's, whose summation order for small matrices may depend on the
-row count (last-bit differences; the decoder's were bitwise equal). Outside a scope, for small images, or for
-anything but one contiguous CPU image outside autograd, they are the plain operation.
+torch thread). Each output channel is computed by the same kernel from the same values as in one call over all
+channels. GroupNorm is then bitwise the same wherever each half is a whole number of SIMD vectors (every layer of
+the VAE decoder, whose images are 32x32 and larger); elsewhere PyTorch's scalar loop computes the last few values of
+a half, which may round differently in the last bit. The 1x1 convolution's products are the BLAS's, whose summation
+order for small matrices may depend on the row count (last-bit differences; the decoder's were bitwise equal).
+Outside a scope, for small images, or for anything but one contiguous CPU image outside autograd, they are the
+plain operation.
 
 - `group_norm`: GroupNorm by halves of its groups, optionally fused with the SiLU that follows it (the SiLU
   writes the output, so the split costs no extra pass).
 - `pointwise_conv`: a 1x1 convolution as two matrix products, by output channels.
-- `split_runner`: for other operations (the Winograd 3x3 convolution splits its output channels with it).
+- `split_runner`: for other operations (the Winograd 3x3 convolution splits its rows with it: split by output
+  channels, each half would transform the whole input).
 
 Images of fewer than `MIN_SPLIT_VALUES` values are not worth the handoff and run on the calling thread. Lone
 SiLUs and residual adds are not split: they are bound by memory bandwidth, which one core nearly saturates

@@ -14,7 +14,8 @@ and a module outside a fast path's assumptions keeps diffusers' `forward`.
   (`winograd.py`); the phase upsampler's kernels take the same path there.
 - `ChannelSplitGroupNorm`, `PointwiseConv2d` (and the resnet's GroupNorm + SiLU): inside a
   `channel_split_scope` (the default CPU decode), computed in two halves of their channels on two threads at
-  once (`channel_split.py`), as one call up to last-bit rounding (bitwise on the VAE decoder's layers).
+  once (`channel_split.py`), as one call up to last-bit rounding (bitwise on the VAE decoder's layers); the
+  Winograd convolutions there in two halves of their rows.
 - `OneDnnLinear`: on AMD x86 CPUs, `nn.Linear` as a 1x1 convolution, so that oneDNN (which picks its
   kernels by instruction set) computes it instead of MKL (which picks them by CPU vendor).
 - `ChunkedFeedForward`, `ChunkedConditioningEmbedding`: on the CPU, where peak resident memory is the

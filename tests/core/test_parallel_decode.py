@@ -84,7 +84,7 @@ def test_threaded_decode_is_a_cpu_lever_that_keeps_the_vae_contiguous() -> None:
 
 
 @needs_nnpack
-def test_split_convolutions_equal_one_call_and_run_on_two_threads(nnpack_calls) -> None:
+def test_split_convolutions_by_rows_equal_one_call_and_run_on_two_threads(nnpack_calls) -> None:
     images = torch.randn(1, 24, 40, 9, generator=torch.Generator().manual_seed(4))
     weight = torch.randn(10, 24, 3, 3, generator=torch.Generator().manual_seed(5))
     bias = torch.randn(10, generator=torch.Generator().manual_seed(6))
@@ -98,7 +98,9 @@ def test_split_convolutions_equal_one_call_and_run_on_two_threads(nnpack_calls) 
         with winograd_scope():
             whole = winograd_conv3x3(images, weight, bias)
     assert "MainThread" in threads and len(threads) > 1  # the caller and a helper
-    assert torch.equal(split, whole)  # each output channel's sums are those of one call
+    # rows 0-18 (3 whole tiles) with the halo below and a zero row above; rows 18-40 with the halo above
+    assert sorted(shape for _, shape in nnpack_calls[:2]) == [(1, 24, 20, 9), (1, 24, 24, 9)]
+    assert torch.equal(split, whole)  # each output value's sums are those of one call
 
 
 def test_an_error_in_a_part_is_raised_after_every_part_is_done() -> None:

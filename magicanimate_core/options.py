@@ -83,8 +83,9 @@ class Speedups:
     def threaded_decode(self, device: torch.device | str) -> bool:
         """Whether the VAE decodes a frame per CPU thread (`parallel_decode.py`) on `device`.
 
-        On 2 cores it decoded 16 frames 1.2-1.4x faster than the default's split frame work (`split_decode`), at
-        100-200 MiB more peak host memory (bench/RESULTS.md), which is why it is a lever and not the default.
+        On 2 cores it decoded 16 frames 1.2-1.4x faster than the default's split frame work (`split_decode`) with
+        convolutions split by channels, and 1.0-1.4x (a busy host) since they are split by rows, at 100-200 MiB
+        more peak host memory (bench/RESULTS.md), which is why it is a lever and not the default.
         """
         return torch.device(device).type == "cpu" and self.decode_threads > 1
 

@@ -126,7 +126,7 @@ class MagicAnimate_SamplerOptions:
                         "min": 1,
                         "max": 64,
                         "tooltip": "CPU speed lever: decode this many frames at once, one per CPU thread, with "
-                        "Winograd convolutions (about 1.3x faster decoding than 1 on 2 threads, more RAM; the "
+                        "Winograd convolutions (up to 1.3x faster decoding than 1 on 2 threads, more RAM; the "
                         "result stays the same up to rounding). 1 = one frame at a time; on 1-2 CPU threads each "
                         "convolution is split over them, also by Winograd.",
                     },

@@ -35,6 +35,7 @@ from .memory import (
     estimate_device_bytes,
     kept_feature_rows,
     return_freed_host_memory,
+    return_freed_host_memory_before,
     vae_decode_bytes,
 )
 from .models import MAX_FRAMES, ReferenceBank, install_fast_paths, install_plain_processors, install_readers
@@ -93,6 +94,8 @@ class MagicAnimatePipeline:
         install_plain_processors(models.controlnet)  # its text rows are one broadcast embedding
         for model in (models.vae, models.controlnet, models.appearance_encoder):
             install_fast_paths(model)  # the UNet3D installs its own
+        # On a CPU, the run's memory peaks in the UNet's up path and the decoder's full-resolution block.
+        return_freed_host_memory_before([*models.unet.up_blocks[1:], models.vae.decoder.up_blocks[-1]])
         self.execution_device = models.unet.conv_in.weight.device
         self._text_embedding: torch.Tensor | None = None
         self._channels_last: frozenset[str] = frozenset()  # models converted to NHWC memory

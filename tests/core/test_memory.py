@@ -133,3 +133,27 @@ def test_a_cpu_run_returns_its_freed_memory_before_and_after_the_decode(tiny_pip
     monkeypatch.setattr(tiny_pipeline, "decode", lambda *args: events.append("decode") or decode(*args))
     tiny_pipeline(case_a.reference, case_a.motion, noise=case_a.noise, num_inference_steps=1)
     assert events == ["trim", "decode", "trim"]
+
+
+def test_a_cpu_run_returns_freed_memory_before_each_up_block_of_its_peak(tiny_pipeline, case_a, monkeypatch) -> None:
+    models = tiny_pipeline.models
+    blocks = {id(block): f"unet.up_blocks.{i}" for i, block in enumerate(models.unet.up_blocks)}
+    blocks[id(models.vae.decoder.up_blocks[-1])] = "vae.decoder.up_blocks.-1"
+    events: list[str] = []
+    monkeypatch.setattr(memory, "return_freed_host_memory", lambda: events.append("trim"))
+    memory.return_freed_host_memory_before(models.unet.up_blocks[1:])  # already there: registers nothing more
+    handles = [
+        block.register_forward_pre_hook(lambda module, args: events.append(blocks[id(module)]))
+        for block in [*models.unet.up_blocks, models.vae.decoder.up_blocks[-1]]
+    ]
+    try:
+        tiny_pipeline(case_a.reference, case_a.motion, noise=case_a.noise, num_inference_steps=1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    trimmed = {events[i + 1] for i, event in enumerate(events[:-1]) if event == "trim"}
+    assert trimmed == {
+        *(f"unet.up_blocks.{i}" for i in range(1, len(models.unet.up_blocks))),
+        "vae.decoder.up_blocks.-1",
+    }
+    assert events.count("trim") == len(events) - events.count("trim") - events.count("unet.up_blocks.0")

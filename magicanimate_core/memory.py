@@ -118,8 +118,9 @@ def return_freed_host_memory_before(modules: Iterable[nn.Module]) -> None:
     """Call `return_freed_host_memory` before each of `modules` runs on a CPU (its first input on the CPU).
 
     Within a run, glibc's heap keeps every page that earlier layers touched and freed, and the up paths, where
-    activations are largest, then peak on top of them: a 16-frame run peaked 60-100 MiB above what trims
-    before these blocks leave (bench/RESULTS.md). The output is the same. Registering twice (a copied model
+    activations are largest, then peak on top of them: without trims before the UNet's up blocks 1-3 and the
+    decoder's last, 16-frame runs peaked at 1403-1464 MiB, with them at 1344-1378 (bench/RESULTS.md). The
+    output is the same. Registering twice (a copied model
     keeps its hooks) adds nothing.
     """
     for module in modules:

@@ -157,3 +157,14 @@ def test_a_cpu_run_returns_freed_memory_before_each_up_block_of_its_peak(tiny_pi
         "vae.decoder.up_blocks.-1",
     }
     assert events.count("trim") == len(events) - events.count("trim") - events.count("unet.up_blocks.0")
+
+
+def test_blocks_off_the_cpu_return_no_host_memory(monkeypatch) -> None:
+    trims: list[str] = []
+    monkeypatch.setattr(memory, "return_freed_host_memory", lambda: trims.append("trim"))
+    block = torch.nn.Identity()
+    memory.return_freed_host_memory_before([block])
+    block(torch.empty(2, device="meta"))  # stands in for a CUDA or MPS input
+    assert trims == []
+    block(torch.empty(2))
+    assert trims == ["trim"]
